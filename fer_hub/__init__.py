@@ -1,0 +1,36 @@
+"""fer_hub: facial-expression recognition (FER-2013) that you can train, share and use.
+
+from fer_hub import Predictor, CustomCNN, EMOTIONS
+Predictor.from_pretrained("space/checkpoints/custom-cnn")("photo.jpg")
+"""
+
+from .labels import EMOTIONS
+from .models import MODELS, CnnModel2, CustomCNN, load_model
+from .preprocess import normalize, preprocess, to_gray48
+
+__all__ = [
+    "EMOTIONS",
+    "MODELS",
+    "CustomCNN",
+    "CnnModel2",
+    "load_model",
+    "preprocess",
+    "normalize",
+    "to_gray48",
+    "Predictor",
+    "load_fer2013",
+]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy: `import fer_hub` stays light for inference; datasets and OpenCV load on first use.
+    if name == "Predictor":
+        from .predict import Predictor
+
+        return Predictor
+    if name == "load_fer2013":
+        from .data import load_fer2013
+
+        return load_fer2013
+    raise AttributeError(f"module 'fer_hub' has no attribute {name!r}")

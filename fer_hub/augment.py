@@ -1,0 +1,66 @@
+"""Per-sample data augmentation for a whole batch, on whatever device the batch lives on.
+
+Same semantics as the reference torchvision pipeline (RandomHorizontalFlip, RandomRotation(10),
+RandomCrop(48, padding=4), ColorJitter(brightness=0.2, contrast=0.2)), but every image gets its own
+random parameters and the whole batch is done in one `grid_sample` plus a few elementwise ops.
+Flip, rotation and the padded crop are all affine maps, so we compose them into one matrix per
+image: one resampling instead of three, no per-image Python, and it runs on the GPU next to the
+data. (kornia and torchvision v2 were considered: torchvision v2 draws one set of parameters per
+batch, and kornia resamples once per geometric op.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["AugmentConfig", "augment_batch"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool = True
+    max_rotation: float = 10.0  # degrees, uniform in [-max, +max]
+    pad: int = 4  # random crop of the original size after zero-padding by this many pixels
+    brightness: float = 0.2  # multiply by a factor uniform in [1 - b, 1 + b]
+    contrast: float = 0.2  # blend with the image mean by a factor uniform in [1 - c, 1 + c]
+
+
+def augment_batch(
+    x: torch.Tensor, cfg: AugmentConfig = AugmentConfig(), generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Augment float images (B, C, H, W) in [0, 1]; returns a new tensor of the same shape.
+
+    `generator` must live on x's device; pass one to make the augmentation reproducible.
+    """
+    B, _, H, W = x.shape
+    dev = x.device
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(B, device=dev, generator=generator) * (hi - lo) + lo
+
+    # Geometry. Reference order: flip, then rotate, then crop, so an output pixel p samples the
+    # input at  Flip @ Rot @ (p + shift)  (normalized coordinates, align_corners=False).
+    sign = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(B, device=dev)
+    angle = uniform(-cfg.max_rotation, cfg.max_rotation) * (math.pi / 180)
+    cos, sin = angle.cos(), angle.sin()
+    rot_flip = torch.stack([torch.stack([sign * cos, -sign * sin], -1), torch.stack([sin, cos], -1)], -2)
+    shift = torch.randint(-cfg.pad, cfg.pad + 1, (B, 2), device=dev, generator=generator).float()
+    shift = shift * torch.tensor([2.0 / W, 2.0 / H], device=dev)  # whole pixels -> normalized
+    theta = torch.cat([rot_flip, (rot_flip @ shift.unsqueeze(-1))], dim=-1)  # (B, 2, 3)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    # Zero padding = black fill, like RandomRotation(fill=0) and RandomCrop(padding=4).
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    # Photometry, as torchvision's adjust_brightness then adjust_contrast.
+    shape = (B, 1, 1, 1)
+    if cfg.brightness:
+        x = (x * uniform(1 - cfg.brightness, 1 + cfg.brightness).view(shape).to(x.dtype)).clamp_(0, 1)
+    if cfg.contrast:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        c = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(shape).to(x.dtype)
+        x = ((x - mean) * c + mean).clamp_(0, 1)
+    return x

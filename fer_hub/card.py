@@ -1,0 +1,198 @@
+"""The model card (README.md) of a trained model folder, generated from the run's own numbers.
+
+The YAML header carries license, library, tags, dataset, metrics and `model-index` eval results,
+so the Hub shows the scores on the model page.
+"""
+
+from __future__ import annotations
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .labels import EMOTIONS
+from .models import PROJECT_URL
+
+__all__ = ["build_model_card", "LIMITATIONS"]
+
+LIMITATIONS = """\
+- **Expressions are not emotions.** The model labels the visible configuration of a face; it
+  cannot tell what anyone feels, and posed, masked or culturally specific expressions fool it.
+- **Data.** FER-2013 was scraped from web image searches in 2013: 48x48 grayscale, low
+  resolution, noisy labels (human accuracy is estimated at about 65%), and a skewed demographic
+  mix (age, skin tone and gender are not balanced and were never annotated). Accuracy on
+  under-represented groups is unknown and likely lower. `disgust` has ~1.5% of the images and is
+  the weakest class.
+- **Inputs.** Trained on tight, roughly frontal face crops. Profile views, small or blurred
+  faces, strong lighting and occlusions degrade it; the face detector misses some faces.
+- **Not for decisions about people.** Do not use it for hiring, policing, surveillance,
+  health, insurance, education or any other decision that affects a person. Suitable uses:
+  demos, teaching, research on the model itself, and interactive apps where the user sees and
+  controls the result.
+"""
+
+
+def _is_hub_id(dataset: str) -> bool:
+    return dataset.count("/") == 1 and not dataset.startswith((".", "/", "~"))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
+    """Model card for one training run: `metrics` as written to metrics.json, `config` the
+    TrainConfig as a dict, `model_cls` the trained class."""
+    arch = config["model"]
+    dataset = config["dataset"]
+    dataset_id = dataset if _is_hub_id(dataset) else "fer2013"
+    splits = [s for s in ("validation", "test") if s in metrics]
+    eval_results = []
+    for split in splits:
+        for metric_type, key, name in (
+            ("accuracy", "accuracy", "Accuracy"),
+            ("accuracy", "accuracy_tta", "Accuracy (flip TTA)"),
+            ("f1", "macro_f1", "Macro F1"),
+        ):
+            eval_results.append(
+                EvalResult(
+                    task_type="image-classification",
+                    task_name="Facial expression recognition",
+                    dataset_type=dataset_id,
+                    dataset_name="FER-2013",
+                    dataset_split=split,
+                    metric_type=metric_type,
+                    metric_name=name,
+                    metric_value=round(metrics[split][key], 4),
+                    metric_config="macro" if key == "macro_f1" else None,
+                )
+            )
+    model_name = f"fer_hub-{arch}"
+    repo = config.get("repo_id") or "ORG/NAME"
+    data = ModelCardData(
+        model_name=model_name,
+        library_name="fer-hub",
+        license="mit",
+        pipeline_tag="image-classification",
+        tags=[
+            "image-classification",
+            "facial-expression-recognition",
+            "fer2013",
+            "pytorch",
+            "model_hub_mixin",
+            "pytorch_model_hub_mixin",
+        ],
+        datasets=[dataset] if _is_hub_id(dataset) else None,
+        metrics=["accuracy", "f1"],
+        eval_results=eval_results or None,
+    )
+
+    rows = "\n".join(
+        f"| {split} | {metrics[split]['n']:,} | {_pct(metrics[split]['accuracy'])} | "
+        f"{_pct(metrics[split]['accuracy_tta'])} | {metrics[split]['macro_f1']:.4f} | "
+        f"{metrics[split]['macro_f1_tta']:.4f} |"
+        for split in splits
+    )
+    per_class_split = "test" if "test" in metrics else "validation"
+    per_class = "\n".join(
+        f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']:,} |"
+        for name, m in metrics[per_class_split]["per_class"].items()
+    )
+    recipe_keys = (
+        "recipe",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "label_smoothing",
+        "schedule",
+        "step_size",
+        "gamma",
+        "warmup",
+        "patience",
+        "bf16",
+        "channels_last",
+        "compile",
+        "seed",
+        "limit",
+    )
+    recipe = "\n".join(f"| `{k}` | {config[k]} |" for k in recipe_keys)
+    notes = "".join(f"- {n}\n" for n in metrics.get("data_notes", []))
+    figures = "".join(f"![confusion matrix, {s}](confusion_matrix_{s}.png)\n" for s in splits)
+    interrupted = (
+        "\n**This run was interrupted (Ctrl-C); the weights are the best epoch before it.**\n"
+        if metrics.get("interrupted")
+        else ""
+    )
+    limit = f" --limit {config['limit']}" if config.get("limit") else ""
+    command = (
+        f"python train_hub.py --model {arch} --recipe {config['recipe']} --dataset {dataset} "
+        f"--epochs {config['epochs']} --seed {config['seed']}{limit}"
+    )
+
+    text = f"""---
+{data.to_yaml()}
+---
+
+# {model_name}: facial-expression recognition on FER-2013
+
+`{model_cls.__name__}` ({metrics["parameters"]:,} parameters) classifies a 48x48 grayscale face
+into one of seven expressions, in this order: {", ".join(EMOTIONS)}. Trained with
+[fer_hub]({PROJECT_URL}); the label names travel in `config.json`.
+{interrupted}
+## Use
+
+```python
+from fer_hub import Predictor
+predictor = Predictor.from_pretrained("{repo}")   # or a local folder
+predictor("photo.jpg")   # finds faces; per face: box, label, all 7 probabilities
+```
+
+or the bare network (input: grayscale in [0, 1], normalized with mean 0.5 and std 0.5):
+
+```python
+from fer_hub import {model_cls.__name__}, preprocess
+model = {model_cls.__name__}.from_pretrained("{repo}")
+probs = model(preprocess(face_crop_pil_image)).softmax(-1)   # (1, 7) in model.labels order
+```
+
+## Results
+
+Best epoch on validation: {metrics["best_epoch"]} of {metrics["epochs_run"]} run. Test was
+evaluated once, after model selection. Hardware: {metrics["hardware"]} (torch
+{metrics["torch_version"]}); training loop {metrics["train_seconds"]:.1f} s,
+{metrics["seconds_per_epoch"]:.2f} s and {metrics["images_per_second"]:,.0f} images/s per epoch.
+
+| split | images | accuracy | accuracy (flip TTA) | macro-F1 | macro-F1 (TTA) |
+|---|---|---|---|---|---|
+{rows}
+
+Per class on {per_class_split}:
+
+| class | precision | recall | F1 | support |
+|---|---|---|---|---|
+{per_class}
+
+{figures}![training curves](training_curves.png)
+
+## Training data
+
+FER-2013 (Goodfellow et al., 2013), loaded with `datasets.load_dataset({dataset!r})`:
+{metrics["n_train"]:,} training, {metrics["n_validation"]:,} validation and
+{metrics["n_test"] or 0:,} test images. Labels were matched to the seven classes by name.
+{notes}
+## Training recipe
+
+Augmentation (per image, in batch on the device): horizontal flip, rotation +-10 degrees,
+random crop 48 with padding 4, brightness and contrast jitter 0.2; cross-entropy with label
+smoothing; early stopping and model selection on validation accuracy.
+
+| setting | value |
+|---|---|
+{recipe}
+
+Reproduce: `{command}`
+
+## Intended use and limitations
+
+{LIMITATIONS}"""
+    return ModelCard(text)

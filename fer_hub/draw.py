@@ -1,0 +1,49 @@
+"""Drawing predictions: boxes and labels over the original (colour) image."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .images import load_image
+
+__all__ = ["annotate", "COLORS"]
+
+# One colour per expression, readable on photos (Okabe-Ito palette, colour-blind safe).
+COLORS = {
+    "angry": (213, 94, 0),
+    "disgust": (0, 158, 115),
+    "fear": (204, 121, 167),
+    "happy": (240, 228, 66),
+    "neutral": (200, 200, 200),
+    "sad": (0, 114, 178),
+    "surprise": (230, 159, 0),
+}
+
+
+def annotate(image, result: dict, *, max_side: int | None = 1280) -> Image.Image:
+    """Return an RGB copy of `image` with each face of a Predictor `result` boxed and labelled.
+
+    `max_side` downsizes big photos first (the browser shows them small anyway).
+    """
+    im = load_image(image, mode="RGB")
+    scale = 1.0
+    if max_side and max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(im)
+    size = max(12, round(min(im.size) / 28))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
+        font = ImageFont.load_default()
+    width = max(2, round(min(im.size) / 200))
+    for face in result["faces"] if result["face_found"] else []:
+        x, y, w, h = (round(v * scale) for v in face["box"])
+        color = COLORS.get(face["label"], (255, 255, 255))
+        draw.rectangle([x, y, x + w, y + h], outline=color, width=width)
+        text = f"{face['label']} {face['probabilities'][face['label']]:.0%}"
+        tx, ty = x, max(0, y - size - 2 * width)
+        box = draw.textbbox((tx, ty), text, font=font)
+        draw.rectangle([box[0] - width, box[1] - width, box[2] + width, box[3] + width], fill=color)
+        draw.text((tx, ty), text, fill=(0, 0, 0), font=font)
+    return im

@@ -1,0 +1,76 @@
+"""Evaluation: predictions over a uint8 split, and the metrics the model card reports."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .labels import EMOTIONS
+from .preprocess import normalize
+
+__all__ = ["predict_proba", "classification_metrics", "evaluate"]
+
+
+@torch.inference_mode()
+def predict_proba(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    tta: bool = False,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Class probabilities (N, 7) for uint8 images (N, 1, 48, 48), on the CPU.
+
+    `tta=True` averages the probabilities of each image and its horizontal mirror.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = normalize(x[i : i + batch_size].to(device, non_blocking=True))
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            p = model(xb).float().softmax(-1)
+            if tta:
+                p = (p + model(xb.flip(-1)).float().softmax(-1)) / 2
+        out.append(p.cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, len(EMOTIONS))
+
+
+def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EMOTIONS) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix
+    (rows = true class, columns = predicted class), all JSON-serializable."""
+    k = len(labels)
+    cm = torch.bincount(y_true * k + y_pred, minlength=k * k).view(k, k)
+    tp = cm.diag().double()
+    precision = tp / cm.sum(0).clamp(min=1)
+    recall = tp / cm.sum(1).clamp(min=1)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_true == y_pred).double().mean()) if len(y_true) else float("nan"),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(cm[i].sum()),
+            }
+            for i, name in enumerate(labels)
+        },
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) -> dict:
+    """Metrics of `classification_metrics`, plus accuracy and macro-F1 with flip TTA."""
+    p = predict_proba(model, x, **kwargs)
+    p_mirror = predict_proba(model, x.flip(-1), **kwargs)  # same as tta=True, one pass fewer
+    metrics = classification_metrics(y, p.argmax(-1))
+    tta = classification_metrics(y, (p + p_mirror).argmax(-1))
+    metrics["accuracy_tta"], metrics["macro_f1_tta"] = tta["accuracy"], tta["macro_f1"]
+    return metrics

@@ -1,0 +1,53 @@
+"""Pushing a model folder written by `train_hub.py` to the Hugging Face Hub.
+
+We upload the folder ourselves in one commit (as timm's `push_to_hf_hub` does) rather than call
+`model.push_to_hub`: the mixin re-saves into a temporary folder and would drop the generated
+model card, metrics and figures.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["check_can_push", "push_folder"]
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def check_can_push(repo_id: str | None) -> str:
+    """Fail fast, before any training, if a push could not succeed; returns the token.
+
+    Checks the repo id's form and that a token is configured; makes no network call.
+    """
+    from huggingface_hub import get_token
+
+    if not repo_id:
+        raise ValueError("--push needs --repo-id ORG/NAME (the model repo to create or update)")
+    if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
+        raise ValueError(
+            f"--repo-id {repo_id!r} is not a valid Hub repo id: expected ORG/NAME made of letters, "
+            f"digits, '-', '_' and '.', e.g. my-org/fer-custom-cnn"
+        )
+    token = get_token()
+    if not token:
+        raise PermissionError(
+            "--push needs a Hugging Face token with write access: run `hf auth login` "
+            "or set the HF_TOKEN environment variable"
+        )
+    return token
+
+
+def push_folder(
+    folder: str | Path, repo_id: str, *, private: bool = False, commit_message: str = "Upload fer_hub model"
+) -> str:
+    """Create `repo_id` if needed and upload `folder` as one commit; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    token = check_can_push(repo_id)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=repo_id, repo_type="model", folder_path=str(folder), commit_message=commit_message
+    )
+    return str(getattr(commit, "commit_url", commit))

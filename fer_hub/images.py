@@ -1,0 +1,117 @@
+"""Reading whatever people upload into a clean 8-bit grayscale PIL image.
+
+Handles EXIF orientation, every PIL mode (RGBA, LA, P, CMYK, 16-bit, 32-bit, float), animated
+images (first frame), numpy arrays of any common dtype and layout, paths, bytes and file objects.
+Anything that is not a readable image raises `ImageError` saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageError", "load_image"]
+
+# PIL refuses images over ~179 MP as possible decompression bombs; allow 10,000 x 10,000 photos
+# (100 MP) and a bit more, still refusing the absurd.
+Image.MAX_IMAGE_PIXELS = 12_000 * 12_000
+
+
+class ImageError(ValueError):
+    """The input could not be read as an image; the message says why."""
+
+
+def load_image(src, *, mode: str = "L", name: str | None = None) -> Image.Image:
+    """Return an 8-bit PIL image in `mode` ('L' grayscale or 'RGB'), upright per its EXIF
+    orientation, transparent areas on white.
+
+    `src`: PIL image, numpy array (H, W), (H, W, 1|3|4) of uint8/uint16/float/bool, path,
+    bytes or binary file object. `name` labels the input in error messages.
+    """
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
+    if isinstance(src, Image.Image):
+        return _convert(src, mode)
+    if isinstance(src, np.ndarray):
+        return _convert(_array_to_image(src), mode)
+    what = name or (str(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__)
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.is_file():
+            raise ImageError(f"{what}: no such file")
+        data = path.read_bytes()
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    elif hasattr(src, "read"):
+        data = src.read()
+    else:
+        raise ImageError(
+            f"unsupported input type {type(src).__name__}: expected a PIL image, "
+            f"numpy array, path, bytes or file object"
+        )
+    if not data:
+        raise ImageError(f"{what}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)  # animated GIF/WebP/APNG: the first frame
+            im.load()
+            return _convert(im, mode)
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{what}: not an image (or a format PIL cannot read), {len(data):,} bytes") from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{what}: image too large ({e})") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{what}: corrupt or truncated image ({e})") from e
+
+
+def _convert(im: Image.Image, mode: str) -> Image.Image:
+    im = ImageOps.exif_transpose(im)  # phone photos are often stored sideways
+    if im.mode == mode:
+        return im.copy()
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _array_to_image(np.asarray(im)).convert(mode)
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent pixels would otherwise take arbitrary colours: put them on white.
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im.convert("RGBA"))
+    if im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1: via RGB so PIL applies the right matrix
+    return im.convert(mode)
+
+
+def _array_to_image(a: np.ndarray) -> Image.Image:
+    """uint8 'L', 'RGB' or 'RGBA' image from an array, rescaling 16-bit, float and bool data."""
+    if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
+        pass
+    elif a.ndim != 2:
+        raise ImageError(f"numpy image must be (H, W) or (H, W, 1|3|4), got shape {a.shape}")
+    if a.size == 0:
+        raise ImageError(f"numpy image is empty, shape {a.shape}")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16:
+        a = (a.astype(np.float32) / 257).round().astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ImageError("numpy image contains NaN or infinite values")
+        scale = 255 if a.max() <= 1.0 else 1  # floats in [0, 1], else already 0..255
+        a = (a * scale).clip(0, 255).round().astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.integer):
+        hi = int(a.max())
+        a = (a.astype(np.float64) * (255 / 65535 if hi > 255 else 1)).clip(0, 255).astype(np.uint8)
+    else:
+        raise ImageError(f"numpy image has unsupported dtype {a.dtype}")
+    if a.ndim == 3:
+        if a.shape[-1] == 1:
+            a = a[..., 0]
+        else:
+            return Image.fromarray(np.ascontiguousarray(a), "RGBA" if a.shape[-1] == 4 else "RGB")
+    return Image.fromarray(np.ascontiguousarray(a), "L")

@@ -1,0 +1,193 @@
+"""The two FER-2013 CNNs, each a plain nn.Module that saves to and loads from the Hugging Face Hub.
+
+Input: float tensor (B, 1, 48, 48), grayscale scaled to [0, 1] then normalized with mean 0.5 and
+std 0.5 (see `fer_hub.preprocess`). Output: logits (B, 7) in the order of `model.labels`, which is
+`EMOTIONS` unless a caller asked otherwise. The constructor arguments are the whole config: the
+mixin writes them to config.json, so `from_pretrained` needs no training code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from torch import nn
+
+from .labels import EMOTIONS
+
+__all__ = ["CustomCNN", "CnnModel2", "MODELS", "load_model", "PROJECT_URL"]
+
+PROJECT_URL = "https://github.com/fer-hub/fer_hub"
+
+_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name | default("fer_hub facial-expression CNN", true) }}
+
+A small CNN that classifies a 48x48 grayscale face into one of seven expressions:
+angry, disgust, fear, happy, neutral, sad, surprise. Built with [fer_hub]({{ repo_url }}).
+
+```python
+from fer_hub import Predictor
+predictor = Predictor.from_pretrained("{{ repo_id | default("ORG/NAME", true) }}")
+print(predictor("photo.jpg"))  # faces found, boxes, all 7 probabilities
+```
+
+Expressions are not emotions; do not use this model for decisions about people.
+"""
+
+
+class _FERModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="fer-hub",
+    tags=["image-classification", "facial-expression-recognition", "fer2013", "pytorch"],
+    license="mit",
+    pipeline_tag="image-classification",
+    repo_url=PROJECT_URL,
+    model_card_template=_CARD_TEMPLATE,
+):
+    """Shared Hub behaviour: strict loading and an architecture check with a clear error."""
+
+    ARCHITECTURE = ""  # set by each subclass; recorded in config.json as "architecture"
+
+    def _check_config(self, architecture: str, num_classes: int, labels: list[str]) -> None:
+        if architecture != self.ARCHITECTURE:
+            other = MODELS.get(architecture)
+            hint = f"load it with fer_hub.{other.__name__}" if other else "it is not a fer_hub model"
+            raise ValueError(
+                f"config.json describes a {architecture!r} model but {type(self).__name__} "
+                f"({self.ARCHITECTURE!r}) was asked to load it; {hint} or with fer_hub.load_model"
+            )
+        if len(labels) != num_classes:
+            raise ValueError(f"labels has {len(labels)} names but num_classes={num_classes}")
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
+        # The mixin defaults to strict=False, which silently loads weights into a mismatched
+        # architecture. Always load strictly, and say which folder did not match.
+        try:
+            return super()._from_pretrained(model_id=model_id, strict=True, **kwargs)
+        except RuntimeError as e:
+            raise ValueError(
+                f"weights in {model_id!r} do not match {cls.__name__} with this config: {e}"
+            ) from e
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(n_convs):
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+    # BatchNorm after the ReLU, as both papers publish it.
+    return nn.Sequential(*layers, nn.BatchNorm2d(c_out), nn.MaxPool2d(2))
+
+
+class CustomCNN(_FERModel):
+    """3 x (conv3x3 -> ReLU -> BatchNorm -> maxpool), 64/128/256 channels, fc 9216->512->7.
+
+    As originally published there is no activation between the two fully connected layers.
+    5,093,255 parameters.
+    """
+
+    ARCHITECTURE = "custom-cnn"
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        dropout: float = 0.3,
+        labels: list[str] = list(EMOTIONS),  # noqa: B006 - a list so it survives in config.json
+        architecture: str = "custom-cnn",
+    ) -> None:
+        super().__init__()
+        self._check_config(architecture, num_classes, labels)
+        self.labels = list(labels)
+        self.features = nn.Sequential(
+            _conv_block(in_channels, 64, 1),  # (B, 64, 24, 24)
+            _conv_block(64, 128, 1),  # (B, 128, 12, 12)
+            _conv_block(128, 256, 1),  # (B, 256, 6, 6)
+        )
+        self.fc1 = nn.Linear(256 * 6 * 6, 512)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(512, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)  # (B, 9216)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(self.fc1(x)))
+
+
+class CnnModel2(_FERModel):
+    """Kandeel et al. 2021, "Model 2": 3 x (conv-ReLU-conv-ReLU-BatchNorm-maxpool), 64/128/256
+    channels, then 9216->256->128->7 with ReLU and dropout 0.5. 3,538,503 parameters."""
+
+    ARCHITECTURE = "cnn-model2"
+
+    def __init__(
+        self,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        dropout: float = 0.5,
+        labels: list[str] = list(EMOTIONS),  # noqa: B006 - a list so it survives in config.json
+        architecture: str = "cnn-model2",
+    ) -> None:
+        super().__init__()
+        self._check_config(architecture, num_classes, labels)
+        self.labels = list(labels)
+        self.features = nn.Sequential(
+            _conv_block(in_channels, 64, 2),  # (B, 64, 24, 24)
+            _conv_block(64, 128, 2),  # (B, 128, 12, 12)
+            _conv_block(128, 256, 2),  # (B, 256, 6, 6)
+        )
+        self.head = nn.Sequential(
+            nn.Linear(256 * 6 * 6, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(128, num_classes),
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).flatten(1)  # (B, 9216)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+
+MODELS: dict[str, type[_FERModel]] = {"custom-cnn": CustomCNN, "cnn-model2": CnnModel2}
+
+
+def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnModel2:
+    """Load either model from a local Hub-style folder or a Hub repo id, picking the class from
+    the "architecture" entry of its config.json. Extra kwargs go to `from_pretrained`."""
+    model_id = str(path_or_repo_id)
+    if os.path.isdir(model_id):
+        config_file = Path(model_id) / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{config_file} not found: is {model_id!r} a fer_hub model folder?")
+    elif os.path.exists(model_id) or model_id.count("/") != 1:
+        raise FileNotFoundError(
+            f"{model_id!r} is neither a model folder nor a Hub repo id of the form ORG/NAME"
+        )
+    else:
+        hub_kw = {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
+        config_file = Path(hf_hub_download(model_id, "config.json", **hub_kw))
+    try:
+        architecture = json.loads(config_file.read_text())["architecture"]
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"{config_file} has no readable 'architecture' entry ({e!r})") from e
+    if architecture not in MODELS:
+        raise ValueError(
+            f"{config_file}: unknown architecture {architecture!r}; expected one of {list(MODELS)}"
+        )
+    return MODELS[architecture].from_pretrained(model_id, **kwargs)

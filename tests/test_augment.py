@@ -1,0 +1,58 @@
+"""Batch augmentation: reference semantics, per-sample randomness, reproducibility."""
+
+from __future__ import annotations
+
+import torch
+
+from fer_hub.augment import AugmentConfig, augment_batch
+
+NONE = AugmentConfig(flip=False, max_rotation=0, pad=0, brightness=0, contrast=0)
+
+
+def batch(n=16, seed=0):
+    return torch.rand(n, 1, 48, 48, generator=torch.Generator().manual_seed(seed))
+
+
+def test_no_augmentation_is_the_identity():
+    x = batch()
+    assert torch.allclose(augment_batch(x, NONE), x, atol=1e-5)
+
+
+def test_flip_mirrors_some_images_and_leaves_the_rest():
+    x = batch(64)
+    cfg = AugmentConfig(flip=True, max_rotation=0, pad=0, brightness=0, contrast=0)
+    y = augment_batch(x, cfg, torch.Generator().manual_seed(1))
+    same = [torch.allclose(a, b, atol=1e-5) for a, b in zip(y, x)]
+    mirrored = [torch.allclose(a, b.flip(-1), atol=1e-5) for a, b in zip(y, x)]
+    assert all(s or m for s, m in zip(same, mirrored))
+    assert 10 < sum(mirrored) < 54  # per image, about half
+
+
+def test_padded_crop_is_an_integer_shift_with_black_fill():
+    x = batch(32) + 0.1  # no zeros in the input, so black pixels can only come from padding
+    cfg = AugmentConfig(flip=False, max_rotation=0, pad=4, brightness=0, contrast=0)
+    y = augment_batch(x.clamp(max=1), cfg, torch.Generator().manual_seed(2))
+    for a, b in zip(y, x.clamp(max=1)):
+        matched = False
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                shifted = torch.zeros_like(b)
+                src = b[:, max(dy, 0) : 48 + min(dy, 0), max(dx, 0) : 48 + min(dx, 0)]
+                shifted[:, max(-dy, 0) : 48 + min(-dy, 0), max(-dx, 0) : 48 + min(-dx, 0)] = src
+                matched |= torch.allclose(a, shifted, atol=1e-4)
+        assert matched
+
+
+def test_full_augmentation_stays_in_range_and_is_reproducible():
+    x = batch()
+    a = augment_batch(x, generator=torch.Generator().manual_seed(3))
+    b = augment_batch(x, generator=torch.Generator().manual_seed(3))
+    c = augment_batch(x, generator=torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_each_image_gets_its_own_parameters():
+    x = batch(1).expand(8, 1, 48, 48).contiguous()  # eight copies of one image
+    y = augment_batch(x, generator=torch.Generator().manual_seed(5))
+    assert len({tuple(img.flatten()[:200].round(decimals=4).tolist()) for img in y}) == 8

@@ -1,0 +1,152 @@
+"""Predictor on real and generated photos: faces found, boxes, probabilities, robustness."""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_hub import EMOTIONS, Predictor
+from fer_hub.draw import annotate
+from fer_hub.images import ImageError
+from fer_hub.service import chart_data, face_rows, load_predictors, summary
+
+# The astronaut's face in skimage's 512x512 photo, measured by eye: roughly x 170-280, y 60-180.
+FACE_CENTER = (225, 120)
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_checkpoints):
+    return Predictor.from_pretrained(tiny_checkpoints / "custom-cnn")
+
+
+def check_result(result: dict):
+    assert set(result) == {"model", "face_found", "faces"}
+    json.dumps(result)  # JSON-serializable, as the API returns it
+    for face in result["faces"]:
+        assert list(face["probabilities"]) == list(EMOTIONS)
+        assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        assert face["label"] == max(face["probabilities"], key=face["probabilities"].get)
+        assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+
+
+def test_real_photo_one_face_boxed_over_the_face(predictor, astronaut):
+    result = predictor(astronaut)
+    check_result(result)
+    assert result["face_found"] and len(result["faces"]) == 1
+    x, y, w, h = result["faces"][0]["box"]
+    assert x < FACE_CENTER[0] < x + w and y < FACE_CENTER[1] < y + h
+    assert 60 < w < 200 and 60 < h < 200
+
+
+def test_two_faces_are_both_found_largest_first(predictor, astronaut):
+    a = Image.fromarray(astronaut)
+    two = Image.new("RGB", (1024, 512))
+    two.paste(a, (0, 0))
+    two.paste(a.resize((384, 384)).transpose(Image.Transpose.FLIP_LEFT_RIGHT), (600, 64))
+    result = predictor(two)
+    check_result(result)
+    assert result["face_found"] and len(result["faces"]) == 2
+    (x0, _, w0, _), (x1, _, w1, _) = (f["box"] for f in result["faces"])
+    assert w0 > w1 and x0 < 512 < x1  # the full-size face first, the smaller one on the right
+
+
+def test_no_face_classifies_the_whole_image_and_says_so(predictor):
+    result = predictor(np.full((120, 160, 3), 127, np.uint8))
+    check_result(result)
+    assert result["face_found"] is False
+    assert len(result["faces"]) == 1 and result["faces"][0]["box"] == [0, 0, 160, 120]
+
+
+@pytest.mark.parametrize("kind", ["pil", "gray", "float", "path", "bytes", "file"])
+def test_every_input_kind_gives_the_same_answer(predictor, astronaut, kind, tmp_path):
+    pil = Image.fromarray(astronaut)
+    path = tmp_path / "a.png"
+    pil.save(path)
+    inputs = {
+        "pil": pil,
+        "gray": np.asarray(pil.convert("L")).copy(),
+        "float": astronaut / 255.0,
+        "path": str(path),
+        "bytes": path.read_bytes(),
+        "file": io.BytesIO(path.read_bytes()),
+    }
+    ref = predictor(astronaut)
+    out = predictor(inputs[kind])
+    assert out["faces"][0]["box"] == ref["faces"][0]["box"]
+    assert out["faces"][0]["probabilities"] == pytest.approx(ref["faces"][0]["probabilities"], abs=1e-3)
+
+
+def test_huge_and_tiny_images(predictor, astronaut):
+    big = np.asarray(Image.fromarray(astronaut).resize((10_000, 10_000), Image.Resampling.NEAREST))
+    result = predictor(big)
+    check_result(result)
+    x, y, w, h = result["faces"][0]["box"]  # boxes are in the original 10,000 px frame
+    assert x < FACE_CENTER[0] * 10_000 / 512 < x + w
+    tiny = predictor(np.zeros((1, 1), np.uint8))
+    assert tiny["face_found"] is False and tiny["faces"][0]["box"] == [0, 0, 1, 1]
+
+
+def test_batch_matches_single_calls(predictor, astronaut):
+    images = [astronaut, np.zeros((50, 50), np.uint8), astronaut[::-1]]
+    for batched, single in zip(predictor.batch(images), [predictor(im) for im in images]):
+        assert batched["face_found"] == single["face_found"]
+        for a, b in zip(batched["faces"], single["faces"], strict=True):
+            assert a["box"] == b["box"] and a["label"] == b["label"]
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_flip_tta_averages_the_mirror(predictor, astronaut):
+    plain = predictor(astronaut)["faces"][0]["probabilities"]
+    tta = predictor(astronaut, tta=True)["faces"][0]["probabilities"]
+    assert tta != plain and sum(tta.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_concurrent_calls_from_threads_agree(predictor, astronaut):
+    ref = predictor(astronaut)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: predictor(astronaut), range(32)))
+    assert all(r == ref for r in results)
+
+
+def test_bad_bytes_raise_image_error(predictor):
+    with pytest.raises(ImageError, match="not an image"):
+        predictor(b"GIF89a but not really")
+
+
+def test_annotate_draws_boxes_on_a_colour_copy(predictor, astronaut):
+    result = predictor(astronaut)
+    drawn = np.asarray(annotate(astronaut, result))
+    assert drawn.shape == astronaut.shape
+    x, y, w, h = result["faces"][0]["box"]
+    assert not np.array_equal(drawn[y + h // 2, x], astronaut[y + h // 2, x])  # box edge drawn
+    assert np.array_equal(drawn[500, 500], astronaut[500, 500])  # far away: untouched
+
+
+def test_service_helpers_shape_results_for_display(predictor, astronaut):
+    result = predictor(astronaut)
+    chart = chart_data(result)
+    assert list(chart) == list(EMOTIONS) and sum(chart.values()) == pytest.approx(1, abs=1e-5)
+    rows = face_rows(result)
+    assert len(rows) == 1 and rows[0][5] == result["faces"][0]["label"]
+    assert "1 face found" in summary(result)
+
+
+def test_missing_checkpoint_error_names_path_and_command(tmp_path, tiny_checkpoints):
+    with pytest.raises(FileNotFoundError) as err:
+        load_predictors(tmp_path / "checkpoints")
+    msg = str(err.value)
+    assert str(tmp_path / "checkpoints" / "custom-cnn") in msg
+    assert "python train_hub.py --model cnn-model2 --output" in msg
+    both = load_predictors(tiny_checkpoints)
+    assert list(both) == ["custom-cnn", "cnn-model2"]
+    assert both["custom-cnn"].detector is both["cnn-model2"].detector
+
+
+def test_fer_model_repo_env_loads_named_sources(tiny_checkpoints, monkeypatch):
+    monkeypatch.setenv("FER_MODEL_REPO", str(tiny_checkpoints / "cnn-model2"))
+    assert list(load_predictors("/nonexistent")) == ["cnn-model2"]

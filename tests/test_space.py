@@ -1,0 +1,162 @@
+"""The Space: the app served in-process and driven through gradio_client, and the deploy bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "space" / "examples" / "astronaut.jpg"
+
+
+def test_predict_endpoint_returns_all_seven_probabilities(served):
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    client = Client(url, verbose=False)
+    result = client.predict(handle_file(str(EXAMPLE)), "cnn-model2", api_name="/predict")
+    assert result["model"] == "cnn-model2" and result["face_found"] is True
+    assert len(result["faces"]) == 1 and len(result["faces"][0]["probabilities"]) == 7
+    assert "/predict" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    client = Client(url, verbose=False)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("definitely not an image")
+    with pytest.raises(Exception, match="could not read the image"):
+        client.predict(handle_file(str(bad)), "custom-cnn", api_name="/predict")
+    with pytest.raises(Exception, match="resnet is not in the list of choices"):
+        client.predict(handle_file(str(EXAMPLE)), "resnet", api_name="/predict")
+    ok = client.predict(handle_file(str(EXAMPLE)), "custom-cnn", api_name="/predict")
+    assert ok["face_found"] is True
+
+
+def test_ui_functions_return_boxes_chart_table_and_summary(served):
+    app, _ = served
+    boxed, chart, rows, note, result = app.analyze(str(EXAMPLE), "custom-cnn")
+    assert isinstance(boxed, Image.Image) and boxed.size == Image.open(EXAMPLE).size
+    assert len(chart) == 7 and len(rows) == 1 and "1 face found" in note
+    frame, live_chart = app.live(
+        __import__("numpy").asarray(Image.open(EXAMPLE).resize((640, 480))), "custom-cnn"
+    )
+    assert frame.size == (640, 480) and len(live_chart) in (0, 7)
+    assert app.live(None, "custom-cnn") == (None, {})
+
+
+def test_app_without_checkpoints_fails_at_startup_naming_the_fix(tmp_path):
+    env = {**os.environ, "FER_MODEL_REPO": "", "HF_HUB_OFFLINE": "1"}
+    app_copy = tmp_path / "app.py"
+    app_copy.write_text((ROOT / "space" / "app.py").read_text())
+    proc = subprocess.run(
+        [sys.executable, str(app_copy)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode != 0
+    assert (
+        "missing model checkpoint(s)" in proc.stderr
+        and "python train_hub.py --model custom-cnn" in proc.stderr
+    )
+
+
+def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
+    from gradio_client import Client, handle_file
+
+    bundle = tmp_path / "bundle"
+    build = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "space" / "deploy.py"),
+            "--build-only",
+            str(bundle),
+            "--checkpoints",
+            str(tiny_checkpoints),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    assert {p.name for p in bundle.iterdir()} == {
+        "app.py",
+        "README.md",
+        "requirements.txt",
+        "examples",
+        "checkpoints",
+        "fer_hub",
+    }
+    assert "sdk: gradio" in (bundle / "README.md").read_text()
+    # The bundle's own fer_hub copy is the one its app imports.
+    origin = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, '.'); import fer_hub; print(fer_hub.__file__)",
+        ],
+        cwd=bundle,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(origin.stdout.strip()).resolve().is_relative_to(bundle.resolve())
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(port),
+        "FER_MODEL_REPO": "",
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=bundle,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        result = Client(url, verbose=False).predict(
+            handle_file(str(bundle / "examples" / "astronaut.jpg")), "custom-cnn", api_name="/predict"
+        )
+        assert result["face_found"] is True
+        json.dumps(result)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_deploy_refuses_without_checkpoints_and_names_the_command(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "space" / "deploy.py"),
+            "--build-only",
+            str(tmp_path / "b"),
+            "--checkpoints",
+            str(tmp_path / "none"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "python train_hub.py --model custom-cnn" in proc.stderr

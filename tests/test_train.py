@@ -1,0 +1,243 @@
+"""Training end to end on a tiny Hub-layout dataset: the model folder, the card, --push, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import fer_hub.train as train_mod
+from fer_hub import CustomCNN, load_model
+from fer_hub.train import TrainConfig, main, train, write_model_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER_FILES = {
+    "model.safetensors",
+    "config.json",
+    "README.md",
+    "metrics.json",
+    "history.json",
+    "training_args.json",
+    "training_curves.png",
+    "confusion_matrix_validation.png",
+    "confusion_matrix_test.png",
+}
+
+
+def quick(tiny_fer, tmp_path, **kw) -> TrainConfig:
+    base = dict(dataset=str(tiny_fer), epochs=2, batch_size=32, seed=0, output=str(tmp_path / "out"))
+    return TrainConfig(**{**base, **kw})
+
+
+def card_yaml(folder: Path) -> dict:
+    return yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+
+
+def test_train_writes_a_hub_folder_that_reloads_to_the_same_logits(tiny_fer, tmp_path):
+    result = train(quick(tiny_fer, tmp_path, model="custom-cnn", limit=100), log=lambda *_: None)
+    out = write_model_folder(result, tmp_path / "out")
+    assert FOLDER_FILES <= {p.name for p in out.iterdir()}
+    x = torch.randn(6, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(CustomCNN.from_pretrained(out)(x), result.model(x))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train"] == 100 and metrics["epochs_run"] == 2
+    assert set(metrics["test"]) >= {"accuracy", "accuracy_tta", "macro_f1", "per_class", "confusion_matrix"}
+    assert len(json.loads((out / "history.json").read_text())) == 2
+
+
+def test_model_card_carries_metadata_and_eval_results(tiny_fer, tmp_path):
+    result = train(quick(tiny_fer, tmp_path, model="cnn-model2", epochs=1), log=lambda *_: None)
+    out = write_model_folder(result, tmp_path / "out")
+    meta = card_yaml(out)
+    assert meta["library_name"] == "fer-hub" and meta["license"] == "mit"
+    assert meta["pipeline_tag"] == "image-classification"
+    assert "fer2013" in meta["tags"]
+    results = meta["model-index"][0]["results"]
+    test_acc = [
+        m["value"]
+        for r in results
+        if r["dataset"]["split"] == "test"
+        for m in r["metrics"]
+        if m["name"] == "Accuracy"
+    ]
+    assert test_acc == [round(result.metrics["test"]["accuracy"], 4)]
+    text = (out / "README.md").read_text()
+    for needle in (
+        "confusion_matrix_test.png",
+        "training_curves.png",
+        "Not for decisions about people",
+        "CnnModel2",
+        "| test |",
+    ):
+        assert needle in text
+
+
+def test_best_validation_epoch_is_restored(tiny_fer, tmp_path, monkeypatch):
+    # Make validation accuracy peak at epoch 2 of 4 whatever the network learns.
+    scores = iter([0.2, 0.9, 0.5, 0.4])
+    real = train_mod.predict_proba
+    states = {}
+
+    def fake_val(model, x, **kw):
+        probs = real(model, x, **kw)
+        acc = next(scores)
+        states[acc] = {k: v.clone() for k, v in model.state_dict().items()}
+        y = torch.arange(len(x)) % 7
+        n_right = round(acc * len(x))
+        pred = torch.where(torch.arange(len(x)) < n_right, y, (y + 1) % 7)
+        return torch.nn.functional.one_hot(pred, 7).float() + 0 * probs
+
+    monkeypatch.setattr(train_mod, "predict_proba", fake_val)
+    cfg = quick(tiny_fer, tmp_path, epochs=4, patience=2)
+    data = train_mod.load_fer2013(cfg.dataset, log=lambda *_: None)
+    data.y_val = torch.arange(len(data.y_val)) % 7
+    result = train(cfg, data=data, log=lambda *_: None)
+    assert result.metrics["best_epoch"] == 2 and result.metrics["epochs_run"] == 4  # patience 2
+    for k, v in result.model.state_dict().items():
+        assert torch.equal(v, states[0.9][k].cpu()), k
+
+
+def test_ctrl_c_keeps_the_best_checkpoint_and_still_writes_the_folder(tiny_fer, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train_mod.augment_batch
+
+    def interrupt_in_epoch_two(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 5:  # 140 train images / batch 32 = 4 steps per epoch
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train_mod, "augment_batch", interrupt_in_epoch_two)
+    out = tmp_path / "out"
+    assert (
+        main(["--dataset", str(tiny_fer), "--epochs", "5", "--batch-size", "32", "--output", str(out)]) == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["best_epoch"] == 1
+    assert "interrupted" in (out / "README.md").read_text()
+    assert type(load_model(out)) is CustomCNN
+
+
+def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "create_repo",
+        lambda self, repo_id, **kw: calls.append(("create_repo", repo_id, kw)),
+    )
+
+    def upload_folder(self, *, repo_id, folder_path, **kw):
+        calls.append(("upload_folder", repo_id, sorted(p.name for p in Path(folder_path).iterdir()), kw))
+        return "https://huggingface.co/my-org/fer-test/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--dataset",
+            str(tiny_fer),
+            "--epochs",
+            "1",
+            "--limit",
+            "64",
+            "--output",
+            str(out),
+            "--push",
+            "--repo-id",
+            "my-org/fer-test",
+            "--private",
+        ]
+    )
+    assert code == 0
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder"]
+    assert calls[0][1] == "my-org/fer-test" and calls[0][2]["private"] is True
+    assert calls[1][1] == "my-org/fer-test" and FOLDER_FILES <= set(calls[1][2])
+    assert 'from_pretrained("my-org/fer-test")' in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "args, token, message",
+    [
+        (["--push"], "hf_x", "--push needs --repo-id"),
+        (["--push", "--repo-id", "not a repo"], "hf_x", "not a valid Hub repo id"),
+        (["--push", "--repo-id", "org/name"], None, "hf auth login"),
+    ],
+)
+def test_push_problems_fail_before_any_training(args, token, message, monkeypatch, capsys):
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: token)
+    assert main(["--dataset", "unused"] + args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_dataset_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
+    assert main(["--dataset", str(tmp_path / "missing"), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not load dataset") and "Traceback" not in err
+
+
+def test_cli_help_documents_every_flag():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train_hub.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in (
+        "--model",
+        "--dataset",
+        "--output",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--limit",
+        "--device",
+        "--seed",
+        "--push",
+        "--repo-id",
+        "--private",
+        "--recipe",
+    ):
+        assert flag in out
+
+
+def test_recipe_values_apply_and_explicit_flags_override_them():
+    args = train_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "3"])
+    cfg = train_mod.config_from_args(args)
+    assert (cfg.batch_size, cfg.schedule, cfg.epochs, cfg.lr) == (512, "onecycle", 3, 2e-3)
+    ref = train_mod.config_from_args(train_mod.build_parser().parse_args([]))
+    assert (ref.batch_size, ref.lr, ref.weight_decay, ref.patience, ref.epochs) == (64, 5e-4, 1e-4, 5, 100)
+
+
+def test_fast_recipe_runs_on_cpu(tiny_fer, tmp_path):
+    # bf16/compile switch themselves off on CPU; the one-cycle schedule and big batch still run.
+    cfg = quick(
+        tiny_fer,
+        tmp_path,
+        recipe="fast",
+        batch_size=64,
+        epochs=2,
+        schedule="onecycle",
+        optimizer="adamw",
+        lr=2e-3,
+        warmup=0.2,
+        patience=0,
+        bf16=True,
+        channels_last=True,
+        compile=True,
+    )
+    result = train(cfg, log=lambda *_: None)
+    assert result.metrics["epochs_run"] == 2
+    assert not any(k.startswith("_orig_mod.") for k in result.model.state_dict())
+
+
+def test_smoke_run_on_full_fer2013_learns_something(shared_fer, tmp_path):
+    cfg = TrainConfig(dataset=str(shared_fer), epochs=1, limit=2000, output=str(tmp_path / "o"))
+    result = train(cfg, log=lambda *_: None)
+    assert result.metrics["validation"]["accuracy"] > 0.2  # chance is 1/7 = 0.14

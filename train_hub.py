@@ -1,0 +1,12 @@
+"""Train a FER-2013 expression CNN and write (optionally push) a Hub-ready model folder.
+
+    python train_hub.py --model custom-cnn --dataset ../shared/fer2013 --epochs 1 --limit 2000 --output out
+    python train_hub.py --help
+
+All the work is in `fer_hub.train`; this file keeps the documented command short.
+"""
+
+from fer_hub.train import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
