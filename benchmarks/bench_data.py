@@ -24,7 +24,9 @@ def phase(dataset: str) -> None:
     t1 = time.perf_counter()
     data = load_fer2013(dataset, log=lambda *_: None)
     t2 = time.perf_counter()
-    print(f"{t2 - t1:.2f} {t1 - t0:.2f} {len(data.x_train)} {len(data.x_val)} {0 if data.x_test is None else len(data.x_test)}")
+    print(
+        f"{t2 - t1:.2f} {t1 - t0:.2f} {len(data.x_train)} {len(data.x_val)} {0 if data.x_test is None else len(data.x_test)}"
+    )
 
 
 def main() -> None:
@@ -35,17 +37,29 @@ def main() -> None:
     if args.phase:
         return phase(args.dataset)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "FER_HUB_CACHE": f"{tmp}/fer_hub", "HF_DATASETS_CACHE": f"{tmp}/datasets",
-               "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+        env = {
+            **os.environ,
+            "FER_HUB_CACHE": f"{tmp}/fer_hub",
+            "HF_DATASETS_CACHE": f"{tmp}/datasets",
+            "HF_HUB_OFFLINE": "1",
+            "TQDM_DISABLE": "1",
+        }
         print(f"dataset {args.dataset}; {os.cpu_count()} CPUs; caches in a fresh temp dir", flush=True)
         for name in ("first load (decode, cold caches)", "second load (cached)"):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, __file__, "--phase", "--dataset", args.dataset],
-                                 env=env, capture_output=True, text=True, check=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, __file__, "--phase", "--dataset", args.dataset],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
             wall = time.perf_counter() - t0
             load_s, import_s, n_train, n_val, n_test = out
-            print(f"{name:34s} load_fer2013 {float(load_s):6.2f} s | process {wall:6.2f} s "
-                  f"(imports {float(import_s):.2f} s) | train {n_train} val {n_val} test {n_test}")
+            print(
+                f"{name:34s} load_fer2013 {float(load_s):6.2f} s | process {wall:6.2f} s "
+                f"(imports {float(import_s):.2f} s) | train {n_train} val {n_val} test {n_test}"
+            )
 
 
 if __name__ == "__main__":

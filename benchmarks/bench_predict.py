@@ -67,8 +67,10 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
         t0 = time.perf_counter()
         predictor.detector(gray)
         det.append(time.perf_counter() - t0)
-    print(f"photo 640x480, 1 face, CustomCNN: median {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms "
-          f"(face detection alone: median {pct(det, 50):.1f} ms) over {repeats} calls")
+    print(
+        f"photo 640x480, 1 face, CustomCNN: median {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms "
+        f"(face detection alone: median {pct(det, 50):.1f} ms) over {repeats} calls"
+    )
     crops = [photo.crop((170, 40, 400, 270))] * 64
     predictor.classify(crops)
     t0 = time.perf_counter()
@@ -96,6 +98,7 @@ def bench_clients(ckpt: Path, clients: int, requests: int) -> None:
     path = Path(tempfile.mkdtemp()) / "photo.jpg"
     photo_640x480().save(path, quality=90)
     try:
+
         def user(_):
             client = Client(url, verbose=False)
             lat, errors = [], 0
@@ -115,9 +118,11 @@ def bench_clients(ckpt: Path, clients: int, requests: int) -> None:
         wall = time.perf_counter() - t0
         lat = [x for r, _ in results for x in r]
         errors = sum(e for _, e in results)
-        print(f"{clients} concurrent gradio_client users x {requests} requests to /predict: "
-              f"{errors} errors, p50 {pct(lat, 50):.0f} ms, p95 {pct(lat, 95):.0f} ms, "
-              f"{len(lat) / wall:.1f} requests/s")
+        print(
+            f"{clients} concurrent gradio_client users x {requests} requests to /predict: "
+            f"{errors} errors, p50 {pct(lat, 50):.0f} ms, p95 {pct(lat, 95):.0f} ms, "
+            f"{len(lat) / wall:.1f} requests/s"
+        )
     finally:
         app.demo.close()
 
@@ -130,8 +135,10 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    print(f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), CPU only")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), CPU only"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = checkpoints(Path(tmp))
         bench_photo(ckpt, args.repeats)

@@ -11,7 +11,6 @@ after selection on validation, exactly as train_hub.py does.
 from __future__ import annotations
 
 import argparse
-import os
 
 from fer_hub.data import load_fer2013
 from fer_hub.train import RECIPES, TrainConfig, device_description, resolve_device, train
@@ -32,23 +31,46 @@ def main() -> None:
     rows = []
     for recipe in args.recipes:
         for model in args.models:
-            values = {**RECIPES[recipe], "recipe": recipe, "model": model, "dataset": args.dataset,
-                      "device": args.device, "seed": args.seed, "limit": args.limit}
+            values = {
+                **RECIPES[recipe],
+                "recipe": recipe,
+                "model": model,
+                "dataset": args.dataset,
+                "device": args.device,
+                "seed": args.seed,
+                "limit": args.limit,
+            }
             if args.epochs:
                 values["epochs"] = args.epochs
             r = train(TrainConfig(**values), data=data, log=lambda *_: None).metrics
             test = r.get("test", {})
-            rows.append((recipe, model, r["epochs_run"], r["seconds_per_epoch"], r["images_per_second"],
-                         r["train_seconds"], r["validation"]["accuracy"], test.get("accuracy", float("nan")),
-                         test.get("accuracy_tta", float("nan"))))
+            rows.append(
+                (
+                    recipe,
+                    model,
+                    r["epochs_run"],
+                    r["seconds_per_epoch"],
+                    r["images_per_second"],
+                    r["train_seconds"],
+                    r["validation"]["accuracy"],
+                    test.get("accuracy", float("nan")),
+                    test.get("accuracy_tta", float("nan")),
+                )
+            )
             print(f"done: {recipe} {model}", flush=True)
-    print(f"\ndevice: {device} ({device_description(device)}); dataset {args.dataset}; "
-          f"limit {args.limit or 'none'}; epochs cap {args.epochs or 'recipe default'}")
-    print(f"{'recipe':10s} {'model':11s} {'epochs':>6s} {'s/epoch':>8s} {'img/s':>8s} {'train s':>8s} "
-          f"{'best val':>8s} {'test':>7s} {'test TTA':>8s}")
+    print(
+        f"\ndevice: {device} ({device_description(device)}); dataset {args.dataset}; "
+        f"limit {args.limit or 'none'}; epochs cap {args.epochs or 'recipe default'}"
+    )
+    print(
+        f"{'recipe':10s} {'model':11s} {'epochs':>6s} {'s/epoch':>8s} {'img/s':>8s} {'train s':>8s} "
+        f"{'best val':>8s} {'test':>7s} {'test TTA':>8s}"
+    )
     for recipe, model, ep, spe, ips, total, val, test, tta in rows:
-        print(f"{recipe:10s} {model:11s} {ep:6d} {spe:8.2f} {ips:8.0f} {total:8.1f} "
-              f"{val:8.4f} {test:7.4f} {tta:8.4f}")
+        print(
+            f"{recipe:10s} {model:11s} {ep:6d} {spe:8.2f} {ips:8.0f} {total:8.1f} "
+            f"{val:8.4f} {test:7.4f} {tta:8.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,15 +39,23 @@ def check_can_push(repo_id: str | None) -> str:
 
 
 def push_folder(
-    folder: str | Path, repo_id: str, *, private: bool = False, commit_message: str = "Upload fer_hub model"
+    folder: str | Path,
+    repo_id: str,
+    *,
+    repo_type: str = "model",
+    private: bool = False,
+    commit_message: str = "Upload fer_hub model",
 ) -> str:
-    """Create `repo_id` if needed and upload `folder` as one commit; returns the commit URL."""
+    """Create `repo_id` if needed and upload `folder` as one commit; returns the commit URL.
+
+    `repo_type="space"` creates a Gradio Space (used by space/deploy.py)."""
     from huggingface_hub import HfApi
 
     token = check_can_push(repo_id)
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    extra = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **extra)
     commit = api.upload_folder(
-        repo_id=repo_id, repo_type="model", folder_path=str(folder), commit_message=commit_message
+        repo_id=repo_id, repo_type=repo_type, folder_path=str(folder), commit_message=commit_message
     )
     return str(getattr(commit, "commit_url", commit))

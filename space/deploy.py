@@ -60,24 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bundle written to {build_bundle(args.build_only, args.checkpoints)}")
             return 0
         sys.path.insert(0, str(ROOT))
-        from huggingface_hub import HfApi
+        from fer_hub.hub import check_can_push, push_folder
 
-        from fer_hub.hub import check_can_push
-
-        token = check_can_push(args.repo_id)
+        check_can_push(args.repo_id)  # before building anything
         with tempfile.TemporaryDirectory() as tmp:
             bundle = build_bundle(Path(tmp) / "space", args.checkpoints)
-            api = HfApi(token=token)
-            api.create_repo(
-                args.repo_id, repo_type="space", space_sdk="gradio", private=args.private, exist_ok=True
-            )
-            commit = api.upload_folder(
-                repo_id=args.repo_id,
+            url = push_folder(
+                bundle,
+                args.repo_id,
                 repo_type="space",
-                folder_path=str(bundle),
+                private=args.private,
                 commit_message="Deploy fer_hub Space",
             )
-        print(f"uploaded: {getattr(commit, 'commit_url', commit)}")
+        print(f"uploaded: {url}")
     except (FileNotFoundError, FileExistsError, ValueError, PermissionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -160,3 +160,28 @@ def test_deploy_refuses_without_checkpoints_and_names_the_command(tmp_path):
         text=True,
     )
     assert proc.returncode == 2 and "python train_hub.py --model custom-cnn" in proc.stderr
+
+
+def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypatch):
+    import huggingface_hub
+
+    sys.path.insert(0, str(ROOT / "space"))
+    import deploy
+
+    calls = []
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    monkeypatch.setattr(
+        huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw))
+    )
+
+    def upload_folder(self, *, repo_id, folder_path, **kw):
+        calls.append(("upload", repo_id, sorted(p.name for p in Path(folder_path).iterdir()), kw))
+        return "https://huggingface.co/spaces/my-org/fer/commit/abc"
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    assert deploy.main(["--repo-id", "my-org/fer", "--checkpoints", str(tiny_checkpoints)]) == 0
+    (_, rid, create_kw), (_, uid, files, upload_kw) = calls
+    assert rid == uid == "my-org/fer"
+    assert create_kw["repo_type"] == "space" and create_kw["space_sdk"] == "gradio"
+    assert upload_kw["repo_type"] == "space"
+    assert files == ["README.md", "app.py", "checkpoints", "examples", "fer_hub", "requirements.txt"]
