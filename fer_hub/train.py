@@ -164,8 +164,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer]
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(x_train)
-    # Drop a last partial batch (BatchNorm dislikes a batch of 1) unless the data is tiny.
-    steps_per_epoch = max(1, n // cfg.batch_size) if n >= cfg.batch_size else 1
+    # Drop a last partial batch (BatchNorm dislikes a batch of 1); tiny data gets one short step.
+    steps_per_epoch = max(1, n // cfg.batch_size)
     if cfg.schedule == "step":
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     else:
@@ -196,7 +196,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
                 desc=f"epoch {epoch}/{cfg.epochs}",
                 unit="step",
                 leave=False,
-                dynamic_ncols=True, disable=None,
+                dynamic_ncols=True,
+                disable=None,
             )
             for step in bar:
                 idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
