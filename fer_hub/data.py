@@ -88,8 +88,8 @@ def load_fer2013(
     decoded = _read_cache(cache_file)
     if decoded is None:
         decoded, notes = {}, []
-        for name, ds in splits.items():
-            decoded[name] = _decode_split(ds, f"{id_or_path} split {ds.split_label!r}", notes)
+        for role, split in splits.items():
+            decoded[role] = _decode_split(split, f"{id_or_path} split {split.split_label!r}", notes)
         decoded["notes"] = notes
         _write_cache(cache_file, decoded)
     else:
