@@ -75,14 +75,17 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     from fer_hub.faces import FaceDetector
 
     live = Predictor(predictor.model, detector=FaceDetector(detect_size=240, min_face=0.2))
-    assert live(photo)["face_found"]
+    if not live(photo)["face_found"]:
+        print("live-webcam settings (detect_size 240, min_face 0.2): the face in this photo is NOT found")
     live_times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         live(photo)
         live_times.append(time.perf_counter() - t0)
-    print(f"live-webcam settings (detect_size 240, min_face 0.2): median {pct(live_times, 50):.1f} ms, "
-          f"p95 {pct(live_times, 95):.1f} ms, i.e. up to {1000 / pct(live_times, 50):.0f} frames/s of compute")
+    print(
+        f"live-webcam settings (detect_size 240, min_face 0.2): median {pct(live_times, 50):.1f} ms, "
+        f"p95 {pct(live_times, 95):.1f} ms, i.e. up to {1000 / pct(live_times, 50):.0f} frames/s of compute"
+    )
     crops = [photo.crop((170, 40, 400, 270))] * 64
     predictor.classify(crops)
     t0 = time.perf_counter()
@@ -90,7 +93,39 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     for _ in range(n):
         predictor.classify(crops)
     dt = time.perf_counter() - t0
-    print(f"classification, batches of 64 crops: {64 * n / dt:,.0f} crops/s")
+    print(f"classification, batches of 64 crops: {64 * n / dt:,.0f} crops/s (torch)")
+    bench_onnx(ckpt, photo, crops, repeats)
+
+
+def bench_onnx(ckpt: Path, photo: Image.Image, crops: list, repeats: int) -> None:
+    """The same model exported to ONNX and run by onnxruntime, against torch."""
+    from fer_hub import Predictor, load_model
+    from fer_hub.onnx_model import export_onnx
+
+    for name in ("custom-cnn", "cnn-model2"):
+        onnx_file = Path(tempfile.mkdtemp()) / f"{name}.onnx"
+        export_onnx(load_model(ckpt / name), onnx_file)
+        runs = {
+            "torch": Predictor.from_pretrained(ckpt / name),
+            "onnxruntime": Predictor.from_pretrained(onnx_file),
+        }
+        figures = []
+        for backend, pred in runs.items():
+            for _ in range(5):
+                pred.classify(crops)
+            t0 = time.perf_counter()
+            for _ in range(10):
+                pred.classify(crops)
+            batch = 640 / (time.perf_counter() - t0)
+            single = []
+            for _ in range(max(20, repeats // 4)):
+                t0 = time.perf_counter()
+                pred.classify(crops[:1])
+                single.append(time.perf_counter() - t0)
+            figures.append(
+                f"{backend} {batch:,.0f} crops/s in batches of 64, {pct(single, 50):.2f} ms for one crop"
+            )
+        print(f"{name}: " + "; ".join(figures))
 
 
 def bench_clients(ckpt: Path, clients: int, requests: int) -> None:

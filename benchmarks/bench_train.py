@@ -1,32 +1,105 @@
-"""Both recipes x both models in one run, side by side: speed and accuracy.
+"""Training speed and accuracy: recipes x models side by side, and what is fastest on a CPU.
 
+    python benchmarks/bench_train.py --speed                                     # CPU settings sweep
     python benchmarks/bench_train.py --dataset ../shared/fer2013                 # full runs (GPU)
     python benchmarks/bench_train.py --dataset ../shared/fer2013 --epochs 1 --limit 2000   # CPU smoke
 
-Prints, per run: seconds per epoch, images/s, total training seconds, best validation accuracy,
-and test accuracy plain and with flip TTA, and the device it ran on. Test accuracy is read once,
-after selection on validation, exactly as train_hub.py does.
+`--speed` times the training step exactly as `fer_hub.train` runs it (augmentation, forward,
+backward, AdamW, EMA update) for each model over batch size, memory format, thread count and
+torch.compile, and prints images/s; it is how the CPU defaults (batch 64, channels_last, no
+compile, one thread per core) were chosen. Stop any training run first (or `kill -STOP` it):
+it shares the cores.
+
+Without `--speed` it trains every recipe x model and prints seconds per epoch, images/s, total
+training seconds, best validation accuracy, and test accuracy plain and with flip TTA. Test
+accuracy is read once, after selection on validation, exactly as train_hub.py does.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+import time
 
-from fer_hub.data import load_fer2013
+import torch
+import torch.nn.functional as F
+
+from fer_hub.augment import AugmentConfig, augment_batch
+from fer_hub.ema import EMA
+from fer_hub.models import MODELS
+from fer_hub.preprocess import normalize
 from fer_hub.train import RECIPES, TrainConfig, device_description, resolve_device, train
 
+# (batch, channels_last, threads, compile); threads 0 = torch's default
+SPEED_GRID = [
+    (64, False, 0, False),
+    (64, True, 0, False),
+    (128, True, 0, False),
+    (256, True, 0, False),
+    (64, True, 1, False),
+    (64, True, 0, True),
+]
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="../shared/fer2013")
-    p.add_argument("--models", nargs="+", default=["custom-cnn", "cnn-model2"])
-    p.add_argument("--recipes", nargs="+", default=list(RECIPES))
-    p.add_argument("--epochs", type=int, default=None, help="cap every run at this many epochs")
-    p.add_argument("--limit", type=int, default=None, help="first N training images only")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+
+def step_speed(model_name: str, batch: int, channels_last: bool, compile_: bool, device, images: int):
+    """images/s of the strong recipe's training step, and seconds spent before the first step
+    finished (compilation included)."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = MODELS[model_name]().to(device, memory_format=fmt)
+    step_model = torch.compile(model) if compile_ else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    ema = EMA(model, 0.999)
+    aug = AugmentConfig(max_rotation=15, scale=0.15, erase=0.25)
+    gen = torch.Generator(device=device).manual_seed(0)
+    X = torch.randint(0, 256, (batch, 1, 48, 48), dtype=torch.uint8, device=device)
+    Y = torch.randint(0, 7, (batch,), device=device)
+
+    def step():
+        xb = normalize(augment_batch(X.float().div_(255), aug, gen)).contiguous(memory_format=fmt)
+        loss = F.cross_entropy(step_model(xb), Y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(model)
+
+    t = time.perf_counter()
+    for _ in range(2):
+        step()
+    warmup = time.perf_counter() - t
+    n = max(4, images // batch)
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n * batch / (time.perf_counter() - t), warmup
+
+
+def speed(args) -> None:
     device = resolve_device(args.device)
+    default_threads = torch.get_num_threads()
+    print(f"device: {device} ({device_description(device)}); torch {torch.__version__}")
+    print(
+        f"{'model':11s} {'batch':>5s} {'layout':>14s} {'threads':>7s} {'compile':>7s} {'img/s':>7s} {'warm-up s':>9s}"
+    )
+    for model in args.models:
+        for batch, cl, threads, comp in SPEED_GRID:
+            torch.set_num_threads(threads or default_threads)
+            ips, warm = step_speed(model, batch, cl, comp, device, args.images)
+            layout = "channels_last" if cl else "contiguous"
+            print(
+                f"{model:11s} {batch:5d} {layout:>14s} {threads or default_threads:7d} "
+                f"{'yes' if comp else 'no':>7s} {ips:7.0f} {warm:9.1f}",
+                flush=True,
+            )
+        torch.set_num_threads(default_threads)
+
+
+def recipes(args) -> None:
+    device = resolve_device(args.device)
+    from fer_hub.data import load_fer2013
+
     data = load_fer2013(args.dataset, seed=args.seed, log=lambda *_: None)
     rows = []
     for recipe in args.recipes:
@@ -42,7 +115,8 @@ def main() -> None:
             }
             if args.epochs:
                 values["epochs"] = args.epochs
-            r = train(TrainConfig(**values), data=data, log=lambda *_: None).metrics
+            with tempfile.TemporaryDirectory() as out:  # the run's resumable state goes here
+                r = train(TrainConfig(**values, output=out), data=data, log=lambda *_: None).metrics
             test = r.get("test", {})
             rows.append(
                 (
@@ -71,6 +145,21 @@ def main() -> None:
             f"{recipe:10s} {model:11s} {ep:6d} {spe:8.2f} {ips:8.0f} {total:8.1f} "
             f"{val:8.4f} {test:7.4f} {tta:8.4f}"
         )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--speed", action="store_true", help="time the training step over CPU settings")
+    p.add_argument("--images", type=int, default=1536, help="--speed: images timed per setting")
+    p.add_argument("--dataset", default="../shared/fer2013")
+    p.add_argument("--models", nargs="+", default=["custom-cnn", "cnn-model2"])
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    p.add_argument("--epochs", type=int, default=None, help="cap every run at this many epochs")
+    p.add_argument("--limit", type=int, default=None, help="first N training images only")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    speed(args) if args.speed else recipes(args)
 
 
 if __name__ == "__main__":

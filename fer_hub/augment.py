@@ -27,6 +27,10 @@ class AugmentConfig:
     pad: int = 4  # random crop of the original size after zero-padding by this many pixels
     brightness: float = 0.2  # multiply by a factor uniform in [1 - b, 1 + b]
     contrast: float = 0.2  # blend with the image mean by a factor uniform in [1 - c, 1 + c]
+    # Beyond the reference recipe (0 = off, and then no random numbers are drawn for them):
+    scale: float = 0.0  # zoom by a factor uniform in [1 - s, 1 + s] (faces vary in size in a crop)
+    erase: float = 0.0  # probability of graying out one random rectangle (occlusion: hands, glasses)
+    erase_area: tuple[float, float] = (0.02, 0.2)  # its area, as a fraction of the image
 
 
 def augment_batch(
@@ -50,6 +54,8 @@ def augment_batch(
     rot_flip = torch.stack([torch.stack([sign * cos, -sign * sin], -1), torch.stack([sin, cos], -1)], -2)
     shift = torch.randint(-cfg.pad, cfg.pad + 1, (B, 2), device=dev, generator=generator).float()
     shift = shift * torch.tensor([2.0 / W, 2.0 / H], device=dev)  # whole pixels -> normalized
+    if cfg.scale:  # zooming in by z samples the input at 1/z of the distance from the centre
+        rot_flip = rot_flip / uniform(1 - cfg.scale, 1 + cfg.scale).view(B, 1, 1)
     theta = torch.cat([rot_flip, (rot_flip @ shift.unsqueeze(-1))], dim=-1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     # Zero padding = black fill, like RandomRotation(fill=0) and RandomCrop(padding=4).
@@ -63,4 +69,25 @@ def augment_batch(
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         c = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(shape).to(x.dtype)
         x = ((x - mean) * c + mean).clamp_(0, 1)
+
+    # Random erasing (Zhong et al. 2017): a rectangle of random area and aspect ratio is set to
+    # mid-gray, which is 0 after normalization, i.e. "no information".
+    if cfg.erase:
+        area = uniform(*cfg.erase_area) * (H * W)
+        log_aspect = uniform(math.log(0.3), math.log(1 / 0.3))
+        h = (area * log_aspect.exp()).sqrt().clamp(1, H)
+        w = (area / log_aspect.exp()).sqrt().clamp(1, W)
+        top = uniform(0, 1) * (H - h)
+        left = uniform(0, 1) * (W - w)
+        on = uniform(0, 1) < cfg.erase
+        rows = torch.arange(H, device=dev).view(1, H, 1)
+        cols = torch.arange(W, device=dev).view(1, 1, W)
+        box = (
+            (rows >= top.view(B, 1, 1))
+            & (rows < (top + h).view(B, 1, 1))
+            & (cols >= left.view(B, 1, 1))
+            & (cols < (left + w).view(B, 1, 1))
+            & on.view(B, 1, 1)
+        )
+        x = x.masked_fill(box.unsqueeze(1), 0.5)
     return x

@@ -11,7 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .labels import EMOTIONS
 from .models import PROJECT_URL
 
-__all__ = ["build_model_card", "LIMITATIONS"]
+__all__ = ["build_model_card", "refresh_model_card", "LIMITATIONS"]
 
 LIMITATIONS = """\
 - **Expressions are not emotions.** The model labels the visible configuration of a face; it
@@ -36,6 +36,72 @@ def _is_hub_id(dataset: str) -> bool:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
+
+
+def _augmentation_text(config: dict) -> str:
+    aug = [f"horizontal flip, rotation +-{config['rotation']:g} degrees"]
+    if config["scale"]:
+        aug.append(f"zoom x{1 - config['scale']:g} to x{1 + config['scale']:g}")
+    aug.append("random crop 48 with padding 4, brightness and contrast jitter 0.2")
+    if config["erase"]:
+        aug.append(f"random erasing with probability {config['erase']:g}")
+    selection = (
+        f"an exponential moving average of the weights (decay {config['ema']:g}) is what is "
+        "validated, selected and shipped"
+        if config["ema"]
+        else "the weights of the best epoch on validation are shipped"
+    )
+    stopping = f"early stopping (patience {config['patience']}); " if config.get("patience") else ""
+    return (
+        f"Augmentation (per image, in batch on the device): {', '.join(aug)}. Cross-entropy with "
+        f"label smoothing {config['label_smoothing']:g}; {stopping}{selection}."
+    )
+
+
+def _calibration_text(cal: dict | None) -> str:
+    if not cal:
+        return (
+            "\nProbabilities are a plain softmax (not calibrated; `python -m fer_hub.calibration "
+            "FOLDER` fits a temperature).\n"
+        )
+    text = f"""
+## Calibration and "uncertain"
+
+Probabilities are `softmax(logits / T)` with T = {cal["temperature"]:.3f}, fitted on the
+{cal["fitted_on"]} split by minimizing the negative log-likelihood (temperature scaling; it
+changes no prediction). A face whose calibrated top probability is below
+{cal["uncertain_below"]:.3f} is reported as `"uncertain": true`: the smallest threshold at which
+the faces kept on validation are {cal["target_accuracy"]:.0%} accurate
+(validation coverage {cal["validation"]["coverage"]:.1%}).
+"""
+    t = cal.get("test")
+    if t:
+        kept = f", and {t['accuracy_kept']:.1%} of those are right" if t["accuracy_kept"] is not None else ""
+        text += f"""
+| on test | before (softmax) | after (T = {cal["temperature"]:.3f}) |
+|---|---|---|
+| expected calibration error ({cal["ece_bins"]} bins, top label) | {t["ece_before"]:.4f} | {t["ece_after"]:.4f} |
+| negative log-likelihood | {t["nll_before"]:.4f} | {t["nll_after"]:.4f} |
+
+On test, {t["coverage"]:.1%} of faces are not flagged uncertain{kept}.
+
+![reliability diagram and coverage-accuracy curve](reliability_test.png)
+"""
+    return text
+
+
+def refresh_model_card(folder) -> None:
+    """Rewrite `folder`/README.md from its metrics.json, training_args.json and config.json."""
+    import json
+    from pathlib import Path
+
+    from .models import MODELS
+
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "training_args.json").read_text())
+    architecture = json.loads((folder / "config.json").read_text())["architecture"]
+    build_model_card(metrics, config, MODELS[architecture]).save(folder / "README.md")
 
 
 def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
@@ -109,13 +175,20 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         "gamma",
         "warmup",
         "patience",
+        "ema",
+        "rotation",
+        "scale",
+        "erase",
         "bf16",
         "channels_last",
         "compile",
         "seed",
         "limit",
     )
-    recipe = "\n".join(f"| `{k}` | {config[k]} |" for k in recipe_keys)
+    # .get: folders written before a setting existed say what that run used, the default
+    defaults = {"ema": 0.0, "rotation": 10.0, "scale": 0.0, "erase": 0.0}
+    recipe = "\n".join(f"| `{k}` | {config.get(k, defaults.get(k))} |" for k in recipe_keys)
+    augmentation = _augmentation_text({**defaults, **config})
     notes = "".join(f"- {n}\n" for n in metrics.get("data_notes", []))
     figures = "".join(f"![confusion matrix, {s}](confusion_matrix_{s}.png)\n" for s in splits)
     interrupted = (
@@ -123,10 +196,14 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         if metrics.get("interrupted")
         else ""
     )
+    calibration = _calibration_text(metrics.get("calibration"))
     limit = f" --limit {config['limit']}" if config.get("limit") else ""
+    dtype = (
+        f" --save-dtype {config['save_dtype']}" if config.get("save_dtype", "float32") != "float32" else ""
+    )
     command = (
         f"python train_hub.py --model {arch} --recipe {config['recipe']} --dataset {dataset} "
-        f"--epochs {config['epochs']} --seed {config['seed']}{limit}"
+        f"--epochs {config['epochs']} --seed {config['seed']}{limit}{dtype}"
     )
 
     text = f"""---
@@ -152,7 +229,7 @@ or the bare network (input: grayscale in [0, 1], normalized with mean 0.5 and st
 ```python
 from fer_hub import {model_cls.__name__}, preprocess
 model = {model_cls.__name__}.from_pretrained("{repo}")
-probs = model(preprocess(face_crop_pil_image)).softmax(-1)   # (1, 7) in model.labels order
+probs = model.predict_proba(preprocess(face_crop_pil_image))   # (1, 7) calibrated, model.labels order
 ```
 
 ## Results
@@ -173,7 +250,7 @@ Per class on {per_class_split}:
 {per_class}
 
 {figures}![training curves](training_curves.png)
-
+{calibration}
 ## Training data
 
 FER-2013 (Goodfellow et al., 2013), loaded with `datasets.load_dataset({dataset!r})`:
@@ -182,9 +259,7 @@ FER-2013 (Goodfellow et al., 2013), loaded with `datasets.load_dataset({dataset!
 {notes}
 ## Training recipe
 
-Augmentation (per image, in batch on the device): horizontal flip, rotation +-10 degrees,
-random crop 48 with padding 4, brightness and contrast jitter 0.2; cross-entropy with label
-smoothing; early stopping and model selection on validation accuracy.
+{augmentation}
 
 | setting | value |
 |---|---|

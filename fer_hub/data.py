@@ -24,13 +24,15 @@ from tqdm.auto import tqdm
 from .labels import EMOTIONS, KAGGLE_ORDER, label_mapping
 from .preprocess import IMAGE_SIZE, to_gray48
 
-__all__ = ["DEFAULT_DATASET", "FERData", "load_fer2013", "default_cache_dir"]
+__all__ = ["DEFAULT_DATASET", "DEFAULT_REVISION", "FERData", "load_fer2013", "default_cache_dir"]
 
-# A public FER-2013 copy on the Hub in the Kaggle imagefolder layout (train/ and test/ folders of
-# the seven class names: Image + ClassLabel columns). It has no PublicTest split, so validation
-# becomes a stratified 10% of train. Pass --dataset for another copy or a local folder laid out
-# like a Hub repo (../shared/fer2013 on the project's machines has the official three splits).
-DEFAULT_DATASET = "3una/Fer2013"
+# The copy of FER-2013 many public projects load, with the official three splits: `train`
+# (Training), `publicTest` (PublicTest, our validation) and `privateTest` (PrivateTest, our test);
+# columns `image` and `label`, integers 0-6 in the original CSV order (angry, disgust, fear,
+# happy, sad, surprise, neutral), which `_decode_labels` maps to EMOTIONS by name. Pinned to a
+# commit so a re-upload cannot silently change what a checkpoint was trained on.
+DEFAULT_DATASET = "Aaryan333/fer2013_train_publicTest_privateTest"
+DEFAULT_REVISION = "da8d1643649c86bfc2cffba5b744b51fdf329212"
 
 _CACHE_VERSION = "fer_hub-decode-v1"  # bump when decoding changes, so old caches are not reused
 _SPLIT_NAMES = {
@@ -83,6 +85,8 @@ def load_fer2013(
     stratified `val_fraction` of train (announced through `log`). A single split with a
     `Usage` column is split by it, as in the original CSV.
     """
+    if revision is None and id_or_path == DEFAULT_DATASET:
+        revision = DEFAULT_REVISION
     splits, fingerprint = _load_splits(id_or_path, revision)
     cache_file = Path(cache_dir or default_cache_dir()) / f"{fingerprint}.pt"
     decoded = _read_cache(cache_file)
@@ -129,6 +133,9 @@ class _Split:
 def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Split], str]:
     import datasets  # imported here: `fer_hub` inference must not need it
 
+    if Path(id_or_path).exists():
+        revision = None  # a local folder is what it is; revisions name Hub commits
+        _check_local_layout(Path(id_or_path))
     try:
         dsd = datasets.load_dataset(str(id_or_path), revision=revision)
     except Exception as e:  # datasets raises many types (offline, not found, bad files)
@@ -168,6 +175,45 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
         ).encode()
     ).hexdigest()[:24]
     return by_role, fingerprint
+
+
+_DATA_SUFFIXES = (".parquet", ".arrow", ".csv", ".json", ".jsonl")
+_SPLIT_DIRS = {alias for aliases in _SPLIT_NAMES.values() for alias in aliases}
+
+
+def _looks_like_dataset_repo(folder: Path) -> bool:
+    """A Hub dataset repo keeps its data at its top: a data/ folder, split-named data files or
+    split folders (imagefolder), or a README.md whose YAML lists `configs:`."""
+    if (folder / "data").is_dir():
+        return True
+    readme = folder / "README.md"
+    if readme.is_file() and "configs:" in readme.read_text(errors="replace").split("\n---", 1)[0]:
+        return True
+    for child in folder.iterdir():
+        stem = child.name.lower().split("-")[0].split(".")[0]
+        if child.is_file() and child.suffix.lower() in _DATA_SUFFIXES:
+            return True
+        if child.is_dir() and stem in _SPLIT_DIRS:
+            return True
+    return False
+
+
+def _check_local_layout(folder: Path) -> None:
+    """Refuse a local folder that is not laid out like a dataset repo (datasets would otherwise
+    search every subfolder for data files and load whatever it finds)."""
+    if folder.is_file():
+        if folder.suffix.lower() in _DATA_SUFFIXES:
+            return
+        raise ValueError(f"{folder}: a file, but not a data file ({', '.join(_DATA_SUFFIXES)})")
+    if _looks_like_dataset_repo(folder):
+        return
+    inside = sorted(c for c in folder.iterdir() if c.is_dir() and _looks_like_dataset_repo(c))
+    hint = (
+        f"; did you mean {', '.join(str(c) for c in inside)}?"
+        if inside
+        else "; expected data/train-*.parquet (and validation/test), split folders, or a README.md with configs"
+    )
+    raise ValueError(f"{folder} is not laid out like a dataset repo{hint}")
 
 
 def _split_by_usage(ds, name: str, usage: str, id_or_path: str) -> dict[str, _Split]:

@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .images import load_image
 
-__all__ = ["annotate", "COLORS"]
+__all__ = ["annotate", "COLORS", "UNCERTAIN_COLOR"]
 
 # One colour per expression, readable on photos (Okabe-Ito palette, colour-blind safe).
 COLORS = {
@@ -18,18 +18,26 @@ COLORS = {
     "sad": (0, 114, 178),
     "surprise": (230, 159, 0),
 }
+UNCERTAIN_COLOR = (128, 128, 128)  # a face the model is not confident about: gray, label with "?"
 
 
-def annotate(image, result: dict, *, max_side: int | None = 1280) -> Image.Image:
+def annotate(image, result: dict, *, max_side: int | None = 1280, saliency: bool = True) -> Image.Image:
     """Return an RGB copy of `image` with each face of a Predictor `result` boxed and labelled.
 
-    `max_side` downsizes big photos first (the browser shows them small anyway).
+    `max_side` downsizes big photos first (the browser shows them small anyway). Faces that
+    carry a "saliency" map (Predictor(..., explain=True)) get it overlaid as a heat map on the
+    region the network saw, unless `saliency=False`.
     """
     im = load_image(image, mode="RGB")
     scale = 1.0
     if max_side and max(im.size) > max_side:
         scale = max_side / max(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
+    faces = result["faces"] if result["face_found"] else []
+    if saliency:
+        for face in faces:
+            if "saliency" in face:
+                _overlay(im, face["saliency"], [v * scale for v in face["crop_box"]])
     draw = ImageDraw.Draw(im)
     size = max(12, round(min(im.size) / 28))
     try:
@@ -37,13 +45,28 @@ def annotate(image, result: dict, *, max_side: int | None = 1280) -> Image.Image
     except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
         font = ImageFont.load_default()
     width = max(2, round(min(im.size) / 200))
-    for face in result["faces"] if result["face_found"] else []:
+    for face in faces:
         x, y, w, h = (round(v * scale) for v in face["box"])
-        color = COLORS.get(face["label"], (255, 255, 255))
+        uncertain = face.get("uncertain", False)
+        color = UNCERTAIN_COLOR if uncertain else COLORS.get(face["label"], (255, 255, 255))
         draw.rectangle([x, y, x + w, y + h], outline=color, width=width)
-        text = f"{face['label']} {face['probabilities'][face['label']]:.0%}"
+        text = f"{face['label']}{'?' if uncertain else ''} {face['probabilities'][face['label']]:.0%}"
         tx, ty = x, max(0, y - size - 2 * width)
         box = draw.textbbox((tx, ty), text, font=font)
         draw.rectangle([box[0] - width, box[1] - width, box[2] + width, box[3] + width], fill=color)
         draw.text((tx, ty), text, fill=(0, 0, 0), font=font)
     return im
+
+
+def _overlay(im: Image.Image, saliency: list[list[float]], crop_box: list[float]) -> None:
+    """Blend a 48x48 map in [0, 1] (red = where the network looked) over `crop_box` of `im`."""
+    import numpy as np
+
+    x, y, w, h = (round(v) for v in crop_box)
+    if w < 2 or h < 2:
+        return
+    heat = Image.fromarray((np.asarray(saliency, dtype=np.float32).clip(0, 1) * 255).astype(np.uint8))
+    heat = heat.resize((w, h), Image.Resampling.BILINEAR)
+    alpha = heat.point(lambda v: int(v * 0.6))  # transparent where the map is 0
+    red = Image.new("RGB", (w, h), (255, 40, 0))
+    im.paste(red, (x, y), alpha)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .labels import EMOTIONS
 from .preprocess import normalize
@@ -16,20 +17,25 @@ def predict_proba(
     model: nn.Module,
     x: torch.Tensor,
     *,
-    batch_size: int = 1024,
+    batch_size: int = 256,
     tta: bool = False,
     device: torch.device | str | None = None,
     autocast_dtype: torch.dtype | None = None,
+    progress: str | None = None,
 ) -> torch.Tensor:
     """Class probabilities (N, 7) for uint8 images (N, 1, 48, 48), on the CPU.
 
-    `tta=True` averages the probabilities of each image and its horizontal mirror.
+    `tta=True` averages the probabilities of each image and its horizontal mirror. `progress`,
+    if given, labels a progress bar (shown on a terminal only).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []
-    for i in range(0, len(x), batch_size):
+    starts = range(0, len(x), batch_size)
+    if progress:
+        starts = tqdm(starts, desc=progress, unit="batch", leave=False, dynamic_ncols=True, disable=None)
+    for i in starts:
         xb = normalize(x[i : i + batch_size].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             p = model(xb).float().softmax(-1)
@@ -66,10 +72,13 @@ def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EM
     }
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) -> dict:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, progress: str | None = None, **kwargs
+) -> dict:
     """Metrics of `classification_metrics`, plus accuracy and macro-F1 with flip TTA."""
-    p = predict_proba(model, x, **kwargs)
-    p_mirror = predict_proba(model, x.flip(-1), **kwargs)  # same as tta=True, one pass fewer
+    p = predict_proba(model, x, progress=progress, **kwargs)
+    # Same as tta=True, one pass fewer.
+    p_mirror = predict_proba(model, x.flip(-1), progress=progress and f"{progress} (mirrored)", **kwargs)
     metrics = classification_metrics(y, p.argmax(-1))
     tta = classification_metrics(y, (p + p_mirror).argmax(-1))
     metrics["accuracy_tta"], metrics["macro_f1_tta"] = tta["accuracy"], tta["macro_f1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["Box", "FaceDetector", "crop_face"]
+__all__ = ["Box", "FaceDetector", "crop_face", "crop_square"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,19 @@ class FaceDetector:
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
+def crop_square(box: Box, width: int, height: int, margin: float = 0.1) -> Box:
+    """The square region `crop_face` cuts for `box` in a `width` x `height` image (it may reach
+    outside the image, which the crop fills with black)."""
+    side = round(max(box.w, box.h) * (1 + 2 * margin))
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    left, top = round(cx - side / 2), round(cy - side / 2)
+    if side <= width:
+        left = min(max(left, 0), width - side)
+    if side <= height:
+        top = min(max(top, 0), height - side)
+    return Box(left, top, side, side)
+
+
 def crop_face(gray: Image.Image, box: Box, margin: float = 0.1) -> Image.Image:
     """Square crop around `box`, grown by `margin` of its size on each side.
 
@@ -115,12 +128,5 @@ def crop_face(gray: Image.Image, box: Box, margin: float = 0.1) -> Image.Image:
     a 10% margin matches them. The square is shifted to stay inside the image where it fits;
     otherwise the outside is black.
     """
-    side = round(max(box.w, box.h) * (1 + 2 * margin))
-    cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    left, top = round(cx - side / 2), round(cy - side / 2)
-    W, H = gray.size
-    if side <= W:
-        left = min(max(left, 0), W - side)
-    if side <= H:
-        top = min(max(top, 0), H - side)
-    return gray.crop((left, top, left + side, top + side))
+    sq = crop_square(box, *gray.size, margin)
+    return gray.crop((sq.x, sq.y, sq.x + sq.w, sq.y + sq.h))

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["check_can_push", "push_folder"]
+__all__ = ["check_can_push", "push_folder", "NOT_UPLOADED"]
+
+# A run's resumable training state (and its temp file mid-write) is scratch space, not the model.
+NOT_UPLOADED = ["training_state.pt", ".training_state.pt.tmp*"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -56,6 +59,10 @@ def push_folder(
     extra = {"space_sdk": "gradio"} if repo_type == "space" else {}
     api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **extra)
     commit = api.upload_folder(
-        repo_id=repo_id, repo_type=repo_type, folder_path=str(folder), commit_message=commit_message
+        repo_id=repo_id,
+        repo_type=repo_type,
+        folder_path=str(folder),
+        commit_message=commit_message,
+        ignore_patterns=NOT_UPLOADED,
     )
     return str(getattr(commit, "commit_url", commit))

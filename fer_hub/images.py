@@ -22,7 +22,14 @@ Image.MAX_IMAGE_PIXELS = 12_000 * 12_000
 
 
 class ImageError(ValueError):
-    """The input could not be read as an image; the message says why."""
+    """The input could not be read as an image; the message says which input and why.
+
+    `reason` is the why alone: a server shows it to a user without revealing where it keeps
+    their upload."""
+
+    def __init__(self, reason: str, source: str | None = None) -> None:
+        self.reason, self.source = reason, source
+        super().__init__(f"{source}: {reason}" if source else reason)
 
 
 def load_image(src, *, mode: str = "L", name: str | None = None) -> Image.Image:
@@ -42,7 +49,7 @@ def load_image(src, *, mode: str = "L", name: str | None = None) -> Image.Image:
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.is_file():
-            raise ImageError(f"{what}: no such file")
+            raise ImageError("no such file", what)
         data = path.read_bytes()
     elif isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
@@ -54,18 +61,18 @@ def load_image(src, *, mode: str = "L", name: str | None = None) -> Image.Image:
             f"numpy array, path, bytes or file object"
         )
     if not data:
-        raise ImageError(f"{what}: empty file")
+        raise ImageError("empty file (0 bytes)", what)
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.seek(0)  # animated GIF/WebP/APNG: the first frame
             im.load()
             return _convert(im, mode)
     except UnidentifiedImageError as e:
-        raise ImageError(f"{what}: not an image (or a format PIL cannot read), {len(data):,} bytes") from e
+        raise ImageError(f"not an image (or a format PIL cannot read), {len(data):,} bytes", what) from e
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{what}: image too large ({e})") from e
+        raise ImageError(f"image too large ({e})", what) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{what}: corrupt or truncated image ({e})") from e
+        raise ImageError(f"corrupt or truncated image ({e})", what) from e
 
 
 def _convert(im: Image.Image, mode: str) -> Image.Image:

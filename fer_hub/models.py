@@ -55,7 +55,14 @@ class _FERModel(
 
     ARCHITECTURE = ""  # set by each subclass; recorded in config.json as "architecture"
 
-    def _check_config(self, architecture: str, num_classes: int, labels: list[str]) -> None:
+    def _set_config(
+        self,
+        architecture: str,
+        num_classes: int,
+        labels: list[str],
+        temperature: float,
+        uncertain_below: float,
+    ) -> None:
         if architecture != self.ARCHITECTURE:
             other = MODELS.get(architecture)
             hint = f"load it with fer_hub.{other.__name__}" if other else "it is not a fer_hub model"
@@ -63,8 +70,20 @@ class _FERModel(
                 f"config.json describes a {architecture!r} model but {type(self).__name__} "
                 f"({self.ARCHITECTURE!r}) was asked to load it; {hint} or with fer_hub.load_model"
             )
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         if len(labels) != num_classes:
             raise ValueError(f"labels has {len(labels)} names but num_classes={num_classes}")
+        self.labels = list(labels)
+        # Calibration, fitted on validation after training (fer_hub.calibration): probabilities
+        # are softmax(logits / temperature); a face whose top probability is below
+        # `uncertain_below` is reported as uncertain. Defaults: plain softmax, never uncertain.
+        self.temperature = float(temperature)
+        self.uncertain_below = float(uncertain_below)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Calibrated class probabilities (B, num_classes) in `self.labels` order."""
+        return (self(x).float() / self.temperature).softmax(-1)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
@@ -105,10 +124,11 @@ class CustomCNN(_FERModel):
         dropout: float = 0.3,
         labels: list[str] = list(EMOTIONS),  # noqa: B006 - a list so it survives in config.json
         architecture: str = "custom-cnn",
+        temperature: float = 1.0,
+        uncertain_below: float = 0.0,
     ) -> None:
         super().__init__()
-        self._check_config(architecture, num_classes, labels)
-        self.labels = list(labels)
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below)
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 1),  # (B, 64, 24, 24)
             _conv_block(64, 128, 1),  # (B, 128, 12, 12)
@@ -138,10 +158,11 @@ class CnnModel2(_FERModel):
         dropout: float = 0.5,
         labels: list[str] = list(EMOTIONS),  # noqa: B006 - a list so it survives in config.json
         architecture: str = "cnn-model2",
+        temperature: float = 1.0,
+        uncertain_below: float = 0.0,
     ) -> None:
         super().__init__()
-        self._check_config(architecture, num_classes, labels)
-        self.labels = list(labels)
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below)
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 2),  # (B, 64, 24, 24)
             _conv_block(64, 128, 2),  # (B, 128, 12, 12)
@@ -175,7 +196,12 @@ def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnM
         config_file = Path(model_id) / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"{config_file} not found: is {model_id!r} a fer_hub model folder?")
-    elif os.path.exists(model_id) or model_id.count("/") != 1:
+    elif (
+        os.path.exists(model_id)
+        or model_id.count("/") != 1
+        or model_id.startswith((".", "/", "~"))
+        or os.path.isdir(model_id.split("/")[0])  # "runs/typo": a local folder's child, not ORG/NAME
+    ):
         raise FileNotFoundError(
             f"{model_id!r} is neither a model folder nor a Hub repo id of the form ORG/NAME"
         )

@@ -1,10 +1,11 @@
-"""PNG figures for a training run: learning curves and confusion matrices (matplotlib, no display)."""
+"""PNG figures for a training run: learning curves, confusion matrices and calibration (matplotlib,
+no display)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["plot_history", "plot_confusion_matrix"]
+__all__ = ["plot_history", "plot_confusion_matrix", "plot_reliability", "plot_tracks"]
 
 
 def _pyplot():
@@ -14,6 +15,18 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path: str | Path, title: str = "") -> Path:
+    """Title, tight layout, PNG at 100 dpi, and free the figure (servers draw many)."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path:
@@ -32,12 +45,7 @@ def plot_history(history: list[dict], path: str | Path, title: str = "") -> Path
         ax.legend()
     for ax in axes:
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_confusion_matrix(cm: list[list[int]], labels, path: str | Path, title: str = "") -> Path:
@@ -59,7 +67,67 @@ def plot_confusion_matrix(cm: list[list[int]], labels, path: str | Path, title: 
                 j, i, f"{rates[i, j]:.2f}\n{counts[i, j]}", ha="center", va="center", fontsize=7, color=color
             )
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
+
+
+def plot_reliability(test_report: dict, path: str | Path) -> Path:
+    """Reliability diagram (accuracy vs confidence per bin, before and after temperature
+    scaling) next to the coverage-accuracy curve of the calibrated model."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    ax = axes[0]
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
+    for key, style, name in (
+        ("reliability_before", "o--", f"softmax (ECE {test_report['ece_before']:.3f})"),
+        ("reliability_after", "o-", f"temperature-scaled (ECE {test_report['ece_after']:.3f})"),
+    ):
+        bins = [b for b in test_report[key] if b["n"]]
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], style, label=name)
+    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title("reliability on test (15 bins)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax = axes[1]
+    curve = [c for c in test_report["coverage_accuracy"] if c["accuracy"] is not None]
+    ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], "o-")
+    ax.axvline(test_report["coverage"], color="gray", ls=":", label="kept by the 'uncertain' threshold")
+    ax.set(xlabel="coverage (share of faces not flagged uncertain)", ylabel="accuracy of those faces")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1))
+    ax.set_title("coverage vs accuracy on test")
+    ax.legend(loc="lower left", fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_tracks(rows: list[dict], path: str | Path, *, max_tracks: int = 6, title: str = "") -> Path:
+    """One panel per tracked face (the `max_tracks` seen longest): its seven smoothed
+    probabilities over time, coloured as the boxes in `fer_hub.draw`."""
+    from .draw import COLORS
+    from .labels import EMOTIONS
+
+    plt = _pyplot()
+    tracks = sorted({r["track"] for r in rows}, key=lambda t: -sum(r["track"] == t for r in rows))[
+        :max_tracks
+    ]
+    n = max(1, len(tracks))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 0.6), sharex=True, squeeze=False)
+    for ax, track in zip(axes[:, 0], tracks):
+        mine = [r for r in rows if r["track"] == track]
+        t = [r["time_s"] for r in mine]
+        for e in EMOTIONS:
+            ax.plot(
+                t,
+                [r[f"p_{e}"] for r in mine],
+                ".-",
+                ms=3,
+                lw=1.2,
+                color=[c / 255 for c in COLORS[e]],
+                label=e,
+            )
+        ax.set(ylim=(0, 1), ylabel="probability", title=f"face {track}")
+        ax.grid(alpha=0.3)
+    if not tracks:
+        axes[0, 0].text(0.5, 0.5, "no face found in the analysed frames", ha="center", va="center")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].legend(loc="upper right", ncol=7, fontsize=7)
+    return _save(fig, path, title)

@@ -3,23 +3,28 @@
     predictor = Predictor.from_pretrained("space/checkpoints/custom-cnn")   # or "ORG/NAME"
     predictor("photo.jpg")
     # {"model": "custom-cnn", "face_found": True,
-    #  "faces": [{"box": [x, y, w, h], "label": "happy", "probabilities": {"angry": 0.01, ...}}]}
+    #  "faces": [{"box": [x, y, w, h], "label": "happy", "probabilities": {"angry": 0.01, ...},
+    #             "uncertain": False}]}
 
 Faces are found with `fer_hub.faces.FaceDetector`, cropped square with a FER-like margin and
-classified in one batch. When no face is found the whole image is classified and the result says
-`face_found: False`. One Predictor is safe to share between threads.
+classified in one batch. Probabilities are calibrated (the model's temperature, fitted on
+validation), and a face whose top probability is below the model's `uncertain_below` threshold
+says `"uncertain": True`. When no face is found the whole image is classified and the result
+says `face_found: False`. One Predictor is safe to share between threads.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .faces import Box, FaceDetector, crop_face
+from .explain import gradcam
+from .faces import Box, FaceDetector, crop_face, crop_square
 from .images import load_image
 from .labels import EMOTIONS
 from .models import load_model
@@ -54,6 +59,9 @@ class Predictor:
         labels = list(getattr(model, "labels", EMOTIONS))
         if sorted(labels) != sorted(EMOTIONS):
             raise ValueError(f"model labels {labels} are not the seven FER-2013 expressions {list(EMOTIONS)}")
+        self._explain_lock = threading.Lock()
+        self.temperature = float(getattr(model, "temperature", 1.0))
+        self.uncertain_below = float(getattr(model, "uncertain_below", 0.0))
         # Reorder the model's outputs into EMOTIONS order, by name.
         self._order = torch.tensor([labels.index(e) for e in EMOTIONS])
 
@@ -67,34 +75,67 @@ class Predictor:
         device: str = "cpu",
         **hub_kwargs,
     ) -> Predictor:
-        """Load a model folder written by train_hub.py (or a Hub repo id) into a Predictor."""
-        model = load_model(path_or_repo_id, **hub_kwargs)
+        """Load a model folder written by train_hub.py, a Hub repo id, or an `.onnx` file
+        exported by `fer-hub export` (run by onnxruntime) into a Predictor."""
+        if str(path_or_repo_id).endswith(".onnx"):
+            from .onnx_model import OnnxClassifier
+
+            model = OnnxClassifier(path_or_repo_id)
+        else:
+            model = load_model(path_or_repo_id, **hub_kwargs)
         return cls(model, detector=detector, tta=tta, device=device)
 
-    def __call__(self, image, *, tta: bool | None = None) -> dict:
-        """Analyse one image (PIL, numpy RGB/gray uint8 or float, path, bytes, file object)."""
-        return self.batch([image], tta=tta)[0]
+    def __call__(self, image, *, tta: bool | None = None, explain: bool = False) -> dict:
+        """Analyse one image (PIL, numpy RGB/gray uint8 or float, path, bytes, file object).
 
-    def batch(self, images: Sequence, *, tta: bool | None = None) -> list[dict]:
+        `explain=True` adds per face "saliency" (a 48x48 Grad-CAM map in [0, 1], aligned with the
+        48x48 crop the network saw) and "crop_box" (that crop's square in image pixels)."""
+        return self.batch([image], tta=tta, explain=explain)[0]
+
+    def batch(self, images: Sequence, *, tta: bool | None = None, explain: bool = False) -> list[dict]:
         """Analyse many images; all their faces go through the network in one batch."""
-        found = [self._find_faces(im) for im in images]
-        crops = [crop for _, _, face_crops in found for crop in face_crops]
+        found = [self.find_faces(im) for im in images]
+        crops = [crop for *_, face_crops in found for crop in face_crops]
         probs = self.classify(crops, tta=tta)
+        maps = self.explain(crops, probs.argmax(-1)) if explain else None
         results, k = [], 0
-        for face_found, boxes, _ in found:
+        for face_found, boxes, squares, _ in found:
             faces = []
-            for box in boxes:
+            for box, square in zip(boxes, squares):
                 p = probs[k].tolist()
+                face = {
+                    "box": box.as_list(),
+                    "label": EMOTIONS[int(np.argmax(p))],
+                    "probabilities": dict(zip(EMOTIONS, p)),
+                    # Calibrated top probability below the threshold fitted on validation.
+                    "uncertain": bool(max(p) < self.uncertain_below),
+                }
+                if maps is not None:
+                    face["crop_box"] = square.as_list()
+                    face["saliency"] = maps[k].round(decimals=3).tolist()
+                faces.append(face)
                 k += 1
-                faces.append(
-                    {
-                        "box": box.as_list(),
-                        "label": EMOTIONS[int(np.argmax(p))],
-                        "probabilities": dict(zip(EMOTIONS, p)),
-                    }
-                )
             results.append({"model": self.name, "face_found": face_found, "faces": faces})
         return results
+
+    def explain(self, crops: Sequence[Image.Image], labels: torch.Tensor) -> torch.Tensor:
+        """Grad-CAM maps (N, 48, 48) in [0, 1] of class `labels` (EMOTIONS indices) per crop."""
+        if not crops:
+            return torch.empty(0, 48, 48)
+        if not isinstance(self.model, torch.nn.Module):
+            raise ValueError(
+                "explanation maps need the PyTorch model, not an ONNX export: load the model folder"
+            )
+        target = self._order[labels]  # EMOTIONS index -> the model's own output index
+        with self._explain_lock:  # backward hooks on a shared model: one explanation at a time
+            return torch.cat(
+                [
+                    gradcam(
+                        self.model, preprocess(list(crops[i : i + 64])).to(self.device), target[i : i + 64]
+                    )
+                    for i in range(0, len(crops), 64)
+                ]
+            ).cpu()
 
     @torch.inference_mode()
     def classify(self, crops: Sequence[Image.Image], *, tta: bool | None = None) -> torch.Tensor:
@@ -105,13 +146,19 @@ class Predictor:
         out = []
         for i in range(0, len(crops), 256):
             x = preprocess(list(crops[i : i + 256])).to(self.device)
-            p = self.model(x).float().softmax(-1)
+            p = self._proba(x)
             if tta:
-                p = (p + self.model(x.flip(-1)).float().softmax(-1)) / 2
+                p = (p + self._proba(x.flip(-1))) / 2
             out.append(p.cpu())
         return torch.cat(out)[:, self._order]
 
-    def _find_faces(self, image) -> tuple[bool, list[Box], list[Image.Image]]:
+    def _proba(self, x: torch.Tensor) -> torch.Tensor:
+        # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
+        return (self.model(x).float() / self.temperature).softmax(-1)
+
+    def find_faces(self, image) -> tuple[bool, list[Box], list[Box], list[Image.Image]]:
+        """(face_found, boxes, crop squares, 48x48-ready crops) of one image, largest face first;
+        with no face, the whole image as one "face" and face_found False."""
         gray = load_image(image)
         W, H = gray.size
         scale = 1.0
@@ -125,11 +172,14 @@ class Predictor:
         boxes = self.detector(gray)
         if not boxes:
             # Classify the whole picture (already a face crop, or nothing to find) and say so.
-            return False, [Box(0, 0, W, H)], [gray]
+            whole = Box(0, 0, W, H)
+            return False, [whole], [whole], [gray]
         crops = [crop_face(gray, b, self.margin) for b in boxes]
+        squares = [crop_square(b, *gray.size, self.margin) for b in boxes]
         if scale != 1.0:
-            boxes = [
-                Box(round(b.x * scale), round(b.y * scale), round(b.w * scale), round(b.h * scale))
-                for b in boxes
-            ]
-        return True, boxes, crops
+            boxes, squares = ([_scaled(b, scale) for b in bs] for bs in (boxes, squares))
+        return True, boxes, squares, crops
+
+
+def _scaled(b: Box, scale: float) -> Box:
+    return Box(round(b.x * scale), round(b.y * scale), round(b.w * scale), round(b.h * scale))

@@ -7,12 +7,30 @@ without starting a server.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from .labels import EMOTIONS
 from .predict import Predictor
 
-__all__ = ["MODEL_NAMES", "FACE_COLUMNS", "load_predictors", "chart_data", "face_rows", "summary"]
+__all__ = [
+    "MODEL_NAMES",
+    "FACE_COLUMNS",
+    "NO_FACE_HINT",
+    "load_predictors",
+    "chart_data",
+    "face_rows",
+    "summary",
+    "legend",
+    "smoothed",
+    "video_stride",
+    "video_summary",
+    "MAX_ANALYSED_FRAMES",
+]
+
+# The Space's video tab analyses at most this many frames per request: at the ~15 analysed
+# frames/s measured on 2 CPU cores (benchmarks/bench_video.py), about 20 s.
+MAX_ANALYSED_FRAMES = 300
 
 MODEL_NAMES = ("custom-cnn", "cnn-model2")
 
@@ -21,9 +39,9 @@ def load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None = N
     """One Predictor per model, keyed by architecture name.
 
     `repo_ids` (default: $FER_MODEL_REPO) is a comma-separated list of Hub repo ids or folders;
-    each is registered under the architecture its config.json names. Otherwise both models load
-    from `checkpoints_dir/<name>` (the Space's checkpoints/ folder), and a missing one is an error
-    that names the path and the command that creates it.
+    each is registered under the architecture its config.json names. Otherwise the models load
+    from `checkpoints_dir/<name>` (the Space's checkpoints/ folder): a missing one is a warning,
+    no model at all an error, each naming the path and the command that creates it.
     """
     repo_ids = repo_ids if repo_ids is not None else os.environ.get("FER_MODEL_REPO", "")
     sources = [s.strip() for s in repo_ids.split(",") if s.strip()]
@@ -34,18 +52,25 @@ def load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None = N
             predictors[predictor.name] = predictor
         return predictors
     root = Path(checkpoints_dir)
-    missing = [name for name in MODEL_NAMES if not (root / name / "model.safetensors").is_file()]
-    if missing:
-        commands = "\n".join(
-            f"  python train_hub.py --model {name} --output {root / name}" for name in missing
-        )
+    present = [name for name in MODEL_NAMES if (root / name / "model.safetensors").is_file()]
+    missing = [name for name in MODEL_NAMES if name not in present]
+    commands = "\n".join(
+        f"  python train_hub.py --model {name} --recipe strong --output {root / name}" for name in missing
+    )
+    if not present:
         raise FileNotFoundError(
-            f"missing model checkpoint(s): {', '.join(str(root / n) for n in missing)}\n"
+            f"no model checkpoint in {root} (expected {' and '.join(MODEL_NAMES)} folders)\n"
             f"Create them with:\n{commands}\n"
             f"or set FER_MODEL_REPO to Hub repo ids (comma-separated)."
         )
+    if missing:  # serve what there is: one model is a working Space, none is not
+        warnings.warn(
+            f"serving {', '.join(present)} only: no checkpoint at "
+            f"{', '.join(str(root / n) for n in missing)}. Create with:\n{commands}",
+            stacklevel=2,
+        )
     detector = None
-    for name in MODEL_NAMES:
+    for name in present:
         predictor = Predictor.from_pretrained(root / name, detector=detector)
         detector = predictor.detector  # one detector serves both models
         if predictor.name != name:
@@ -55,38 +80,128 @@ def load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None = N
 
 
 def chart_data(result: dict) -> dict[str, float]:
-    """All seven probabilities of the largest face, in EMOTIONS order (for a bar chart)."""
-    if not result["faces"]:
+    """All seven probabilities of the largest face, in EMOTIONS order (for a bar chart); empty
+    when no face was found: a chart for a whole image that holds no face would be a confident
+    answer to a question nobody asked."""
+    if not result["face_found"] or not result["faces"]:
         return {}
     probs = result["faces"][0]["probabilities"]
     return {e: float(probs[e]) for e in EMOTIONS}
 
 
 def face_rows(result: dict) -> list[list]:
-    """One table row per face: index, box, label, its probability, and all seven in order."""
+    """One table row per face: index, box, label, its probability, uncertain, and all seven."""
+    if not result["face_found"]:
+        return []
     return [
         [
             i + 1,
             *f["box"],
             f["label"],
             round(f["probabilities"][f["label"]], 3),
+            "yes" if f.get("uncertain") else "no",
             *(round(f["probabilities"][e], 3) for e in EMOTIONS),
         ]
         for i, f in enumerate(result["faces"])
     ]
 
 
-FACE_COLUMNS = ["face", "x", "y", "w", "h", "label", "score", *EMOTIONS]
+FACE_COLUMNS = ["face", "x", "y", "w", "h", "label", "score", "uncertain", *EMOTIONS]
+
+NO_FACE_HINT = (
+    "No face found, so there is nothing to score. Try a photo where the face is frontal, "
+    "well lit, not covered, and at least about a tenth of the picture's height."
+)
 
 
 def summary(result: dict) -> str:
-    """One line a person reads first."""
+    """What a person reads first: how many faces, the largest one's expression, and what the
+    box colours mean."""
     if not result["face_found"]:
-        label = result["faces"][0]["label"] if result["faces"] else "?"
-        return f"No face found: classified the whole image as **{label}** ({result['model']})."
-    n = len(result["faces"])
-    top = result["faces"][0]
-    return (
-        f"{n} face{'s' if n > 1 else ''} found ({result['model']}); largest: "
-        f"**{top['label']}** {top['probabilities'][top['label']]:.0%}."
+        return NO_FACE_HINT
+    faces = result["faces"]
+    top = faces[0]
+    n_uncertain = sum(bool(f.get("uncertain")) for f in faces)
+    text = (
+        f"{len(faces)} face{'s' if len(faces) > 1 else ''} found ({result['model']}); largest: "
+        f"**{top['label']}** {top['probabilities'][top['label']]:.0%}"
+        + (" (uncertain)" if top.get("uncertain") else "")
+        + "."
+    )
+    if n_uncertain:
+        text += (
+            f" {n_uncertain} of {len(faces)} uncertain: the model's calibrated confidence is below the "
+            "level at which its answers were 80% right on validation faces."
+        )
+    return text + "\n\n" + legend(result)
+
+
+def legend(result: dict) -> str:
+    """Markdown/HTML key to the box colours in `draw.annotate` for the labels in `result`."""
+    from .draw import COLORS, UNCERTAIN_COLOR
+
+    def swatch(rgb) -> str:
+        return f'<span style="color: rgb{tuple(rgb)}">&#9632;</span>'
+
+    labels = sorted({f["label"] for f in result["faces"] if not f.get("uncertain")}, key=EMOTIONS.index)
+    keys = [f"{swatch(COLORS[lab])} {lab}" for lab in labels]
+    if any(f.get("uncertain") for f in result["faces"]):
+        keys.append(f"{swatch(UNCERTAIN_COLOR)} uncertain")
+    return "Box colour = predicted expression: " + " &nbsp; ".join(keys)
+
+
+def smoothed(result: dict, tracker, uncertain_below: float = 0.0) -> dict:
+    """`result` with each face's probabilities replaced by its track's moving average (a
+    `fer_hub.tracking.FaceTracker` kept per viewer), label and "uncertain" recomputed, and the
+    track id added: a live view whose labels do not flicker from frame to frame."""
+    import numpy as np
+
+    faces = result["faces"] if result["face_found"] else []
+    probs = [np.array([f["probabilities"][e] for e in EMOTIONS]) for f in faces]
+    tracks = tracker.update([f["box"] for f in faces], probs)
+    out = []
+    for face, track in zip(faces, tracks):
+        p = track.probs / track.probs.sum()
+        out.append(
+            {
+                **face,
+                "track": track.id,
+                "label": EMOTIONS[int(p.argmax())],
+                "probabilities": dict(zip(EMOTIONS, p.tolist())),
+                "uncertain": bool(p.max() < uncertain_below),
+            }
+        )
+    return {**result, "faces": out if faces else result["faces"]}
+
+
+def video_stride(n_frames: int, max_analysed: int = MAX_ANALYSED_FRAMES) -> int:
+    """Smallest N such that analysing every N-th frame stays within `max_analysed` frames."""
+    return max(1, -(-n_frames // max_analysed))
+
+
+def video_summary(tracks: list[dict], every: int, fps: float) -> str:
+    """Markdown: the stride used, and per face the share of time spent in each expression."""
+    head = (
+        f"Analysed every {every} frame{'s' if every > 1 else ''} "
+        f"({fps / every:.1f} per second of video)"
+        + (f" to keep the request within about {MAX_ANALYSED_FRAMES} analysed frames." if every > 1 else ".")
+    )
+    if not tracks:
+        return head + "\n\n" + NO_FACE_HINT.replace("nothing to score", "no timeline to draw")
+    rows = [
+        f"| {t['track']} | {t['from_s']:.1f}-{t['to_s']:.1f} s | "
+        + " | ".join(f"{t[f'share_{e}']:.0%}" for e in EMOTIONS)
+        + " |"
+        for t in tracks
+    ]
+    return "\n".join(
+        [
+            head,
+            "",
+            "Share of analysed frames per expression, per face:",
+            "",
+            "| face | seen | " + " | ".join(EMOTIONS) + " |",
+            "|---|---|" + "---|" * len(EMOTIONS),
+            *rows,
+        ]
     )

@@ -1,10 +1,12 @@
-"""fer_hub Space: find faces in a photo or a live webcam and score their expressions.
+"""fer_hub Space: find faces in a photo, a live webcam or a video and score their expressions.
 
     python space/app.py            # http://127.0.0.1:7860
 
 API (gradio_client): `/predict` takes an image file and a model name ("custom-cnn" or
-"cnn-model2") and returns {"model", "face_found", "faces": [{"box", "label", "probabilities"}]}.
-Checkpoints come from ./checkpoints/<model> or, if set, from $FER_MODEL_REPO (Hub repo ids).
+"cnn-model2") and returns {"model", "face_found", "faces": [{"box", "label", "probabilities",
+"uncertain"}]}; `/video` takes a clip and a model name and returns a timeline plot, a summary
+and a CSV. Checkpoints come from ./checkpoints/<model> or, if set, from $FER_MODEL_REPO (Hub
+repo ids).
 """
 
 from __future__ import annotations
@@ -16,14 +18,27 @@ from pathlib import Path
 import gradio as gr
 
 HERE = Path(__file__).resolve().parent
-if (HERE / "fer_hub").is_dir():  # a deployed Space bundle carries its own copy of the package
-    sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE))  # components.py; and a deployed bundle carries its own fer_hub
+
+from components import CsvFileOutput, ImageFileInput, PhotoInput, ResultJSON, VideoInput  # noqa: E402
 
 from fer_hub.draw import annotate  # noqa: E402
 from fer_hub.faces import FaceDetector  # noqa: E402
 from fer_hub.images import ImageError  # noqa: E402
+from fer_hub.plots import plot_tracks  # noqa: E402
 from fer_hub.predict import Predictor  # noqa: E402
-from fer_hub.service import FACE_COLUMNS, chart_data, face_rows, load_predictors, summary  # noqa: E402
+from fer_hub.service import (  # noqa: E402
+    FACE_COLUMNS,
+    chart_data,
+    face_rows,
+    load_predictors,
+    smoothed,
+    summary,
+    video_stride,
+    video_summary,
+)
+from fer_hub.tracking import FaceTracker  # noqa: E402
+from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary  # noqa: E402
 
 PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
 MODEL_CHOICES = list(PREDICTORS)
@@ -31,6 +46,7 @@ MODEL_CHOICES = list(PREDICTORS)
 LIVE_DETECTOR = FaceDetector(detect_size=240, min_face=0.2)
 LIVE = {name: Predictor(p.model, detector=LIVE_DETECTOR) for name, p in PREDICTORS.items()}
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
+EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)
 
 
 def _predictor(model: str, pool: dict = PREDICTORS) -> Predictor:
@@ -39,83 +55,155 @@ def _predictor(model: str, pool: dict = PREDICTORS) -> Predictor:
     return pool[model]
 
 
-def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
-    """Faces and expression probabilities for one image file (the JSON API)."""
-    if not image_file:
-        raise gr.Error("no image given: upload an image file")
+def _run(image_file: str, model: str, explain: bool = False) -> dict:
     try:
-        return _predictor(model)(image_file)
-    except ImageError as e:
-        raise gr.Error(f"could not read the image: {e}") from None
+        return _predictor(model)(image_file, explain=explain)
+    except ImageError as e:  # e.reason: what is wrong, never where the server keeps the upload
+        raise gr.Error(f"Could not read {Path(image_file).name}: {e.reason}.") from None
 
 
-def analyze(image_file: str | None, model: str):
-    """The UI: boxed image, bar chart of the largest face, per-face table, summary and JSON."""
-    result = predict(image_file, model)
-    return annotate(image_file, result), chart_data(result), face_rows(result), summary(result), result
+def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
+    """Find the faces in an image and score each on seven expressions.
+
+    Args:
+        image_file: the image to analyse
+        model: which CNN scores the faces
+
+    Returns:
+        faces with boxes, calibrated probabilities and an "uncertain" flag, largest first
+    """
+    if not image_file:
+        raise gr.Error("No image given: upload an image file.")
+    return _run(image_file, model)
 
 
-def live(frame, model: str):
-    """One webcam frame in, the same frame with boxes out, plus the top face's probabilities."""
+def analyze(image_file: str | None, model: str, explain: bool = False):
+    """The Photo tab: boxed image, chart of the largest face, per-face table, summary, JSON."""
+    if not image_file:
+        return EMPTY
+    result = _run(image_file, model, explain)
+    shown = {**result, "faces": [{k: v for k, v in f.items() if k != "saliency"} for f in result["faces"]]}
+    return annotate(image_file, result), chart_data(result), face_rows(result), summary(result), shown
+
+
+def live(frame, model: str, tracker: FaceTracker | None):
+    """One webcam frame in, the same frame with boxes out, plus the top face's probabilities,
+    smoothed over the viewer's recent frames (the tracker lives in their session)."""
     if frame is None:
-        return None, {}
-    result = _predictor(model, LIVE)(frame)
-    return annotate(frame, result, max_side=None), chart_data(result) if result["face_found"] else {}
+        return None, {}, tracker
+    tracker = tracker or FaceTracker()
+    predictor = _predictor(model, LIVE)
+    result = smoothed(predictor(frame), tracker, predictor.uncertain_below)
+    return annotate(frame, result, max_side=None), chart_data(result), tracker
+
+
+def video(video_file: str | None, model: str, progress=gr.Progress()):
+    """Track the faces of a clip and score their expressions over time.
+
+    Args:
+        video_file: the clip to analyse
+        model: which CNN scores the faces
+
+    Returns:
+        a timeline plot per face, a summary (stride used, share of time per expression), a CSV
+    """
+    if not video_file:
+        raise gr.Error("No video given: upload a clip (mp4, webm or mov).")
+    name = Path(video_file).name
+    try:
+        info = probe(video_file)
+        every = video_stride(info.frames)
+        rows = analyze_video(
+            video_file,
+            _predictor(model),
+            every=every,
+            progress=False,
+            on_progress=lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}"),
+        )
+    except VideoError as e:
+        raise gr.Error(f"Could not read {name}: {str(e).split(': ', 1)[-1]}.") from None
+    out = Path(video_file).with_suffix("")
+    plot = plot_tracks(rows, f"{out}_timeline.png", title=f"{name} ({model})")
+    csv_file = f"{out}_faces.csv"
+    with open(csv_file, "w", newline="") as f:
+        import csv
+
+        writer = csv.DictWriter(f, fieldnames=VIDEO_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(plot), video_summary(track_summary(rows), every, info.fps), csv_file
 
 
 with gr.Blocks(title="fer_hub: facial expressions") as demo:
     gr.Markdown(
         "# fer_hub: facial-expression recognition\n"
         "Upload a photo or use your webcam. Faces are found with OpenCV and each is scored on "
-        "seven expressions by a CNN trained on FER-2013. Expressions are not emotions; "
+        "seven expressions by a CNN trained on FER-2013; probabilities are calibrated, and a face "
+        "the model is unsure about is marked *uncertain*. Expressions are not emotions: "
         "not for decisions about people."
     )
     model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], label="model")
     with gr.Tab("Photo"):
         with gr.Row():
             with gr.Column():
-                photo = gr.Image(
+                photo = PhotoInput(
                     type="filepath",
                     sources=["upload", "webcam", "clipboard"],
                     label="photo or webcam snapshot",
                 )
-                run = gr.Button("Analyze", variant="primary")
+                explain = gr.Checkbox(False, label="show where the model looked (Grad-CAM heat map)")
             with gr.Column():
                 boxed = gr.Image(label="faces", type="pil", format="png")
-                note = gr.Markdown()
+                note = gr.Markdown(EMPTY[3])
         chart = gr.Label(num_top_classes=7, label="expression probabilities (largest face)")
         table = gr.Dataframe(headers=FACE_COLUMNS, label="all faces", interactive=False)
         with gr.Accordion("JSON", open=False):
             as_json = gr.JSON(label="result")
-        if EXAMPLES:
+        outputs = [boxed, chart, table, note, as_json]
+        if EXAMPLES:  # a click loads the photo, and loading a photo runs the analysis (below)
             gr.Examples([[p] for p in EXAMPLES], inputs=[photo], cache_examples=False)
     with gr.Tab("Live webcam"):
         with gr.Row():
             cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="webcam")
             cam_out = gr.Image(label="faces", type="pil")
-        cam_chart = gr.Label(num_top_classes=7, label="expression probabilities (largest face)")
+        cam_chart = gr.Label(num_top_classes=7, label="expression probabilities (largest face, smoothed)")
+        cam_tracker = gr.State(None)
+    with gr.Tab("Video"):
+        with gr.Row():
+            clip = VideoInput(label="video_file", sources=["upload"])
+            with gr.Column():
+                clip_run = gr.Button("Analyze video", variant="primary")
+                clip_note = gr.Markdown(
+                    "Faces are tracked across frames; each face's probabilities are smoothed over time.",
+                    label="summary",
+                )
+        clip_plot = gr.Image(label="timeline", type="filepath")
+        clip_csv = CsvFileOutput(label="faces_csv")
     with gr.Tab("API"):
         gr.Markdown(
             "For programs: `Client(url).predict(handle_file('face.jpg'), 'custom-cnn', "
-            "api_name='/predict')` returns all seven probabilities per face. Try it here:"
+            "api_name='/predict')` returns all seven probabilities per face. Try it here "
+            "(uses the model chosen above):"
         )
-        api_file = gr.File(label="image file", type="filepath")
-        api_model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], label="model")
+        api_file = ImageFileInput(label="image_file", type="filepath")
         api_run = gr.Button("Run /predict")
-        api_out = gr.JSON(label="response")
+        api_out = ResultJSON(label="result")
 
-    run.click(analyze, [photo, model], [boxed, chart, table, note, as_json], api_name="analyze")
-    photo.upload(analyze, [photo, model], [boxed, chart, table, note, as_json], api_visibility="private")
+    # Every way of giving a photo (upload, snapshot, paste, example) and every change of a
+    # setting re-runs the analysis.
+    for event in (photo.change, model.change, explain.change):
+        event(analyze, [photo, model, explain], outputs, api_visibility="private")
+    clip_run.click(video, [clip, model], [clip_plot, clip_note, clip_csv], api_name="video")
     cam.stream(
         live,
-        [cam, model],
-        [cam_out, cam_chart],
+        [cam, model, cam_tracker],
+        [cam_out, cam_chart, cam_tracker],
         stream_every=0.15,
         time_limit=120,
         concurrency_limit=4,
         api_visibility="private",
     )
-    api_run.click(predict, [api_file, api_model], api_out, api_name="predict")
+    api_run.click(predict, [api_file, model], api_out, api_name="predict")
 
 demo.queue(default_concurrency_limit=int(os.environ.get("FER_CONCURRENCY", 4)))
 

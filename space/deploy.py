@@ -17,7 +17,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SPACE_FILES = ("app.py", "README.md", "requirements.txt")
+sys.path.insert(0, str(ROOT))  # this script ships the repo's fer_hub, installed or not
+from fer_hub.hub import NOT_UPLOADED, check_can_push, push_folder  # noqa: E402
+
+SPACE_FILES = ("app.py", "components.py", "README.md", "requirements.txt")
 
 
 def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Path:
@@ -32,12 +35,14 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
     if missing:
         raise FileNotFoundError(
             f"no checkpoint for {', '.join(missing)} in {checkpoints}; create with "
-            + "; ".join(f"python train_hub.py --model {n} --output {checkpoints / n}" for n in missing)
+            + "; ".join(
+                f"python train_hub.py --model {n} --recipe strong --output {checkpoints / n}" for n in missing
+            )
         )
     dest.mkdir(parents=True, exist_ok=True)
     for name in SPACE_FILES:
         shutil.copy2(HERE / name, dest / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *NOT_UPLOADED)
     shutil.copytree(HERE / "examples", dest / "examples", ignore=ignore)
     shutil.copytree(checkpoints, dest / "checkpoints", ignore=ignore)
     shutil.copytree(ROOT / "fer_hub", dest / "fer_hub", ignore=ignore)
@@ -59,9 +64,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             print(f"bundle written to {build_bundle(args.build_only, args.checkpoints)}")
             return 0
-        sys.path.insert(0, str(ROOT))
-        from fer_hub.hub import check_can_push, push_folder
-
         check_can_push(args.repo_id)  # before building anything
         with tempfile.TemporaryDirectory() as tmp:
             bundle = build_bundle(Path(tmp) / "space", args.checkpoints)

@@ -56,3 +56,36 @@ def test_each_image_gets_its_own_parameters():
     x = batch(1).expand(8, 1, 48, 48).contiguous()  # eight copies of one image
     y = augment_batch(x, generator=torch.Generator().manual_seed(5))
     assert len({tuple(img.flatten()[:200].round(decimals=4).tolist()) for img in y}) == 8
+
+
+def test_zoom_changes_the_apparent_size_of_the_face():
+    # A centred bright square: zooming in makes it bigger, zooming out smaller.
+    x = torch.zeros(64, 1, 48, 48)
+    x[:, :, 16:32, 16:32] = 1.0
+    cfg = AugmentConfig(flip=False, max_rotation=0, pad=0, brightness=0, contrast=0, scale=0.3)
+    areas = (augment_batch(x, cfg, torch.Generator().manual_seed(6)) > 0.5).sum(dim=(1, 2, 3)).float()
+    assert areas.min() < 256 * 0.85 and areas.max() > 256 * 1.15  # 16x16 = 256 unzoomed
+    assert ((areas - 256).abs() < 256 * 0.7**-2).all()  # never more than the range allows
+
+
+def test_random_erasing_grays_out_one_rectangle_in_about_the_asked_share_of_images():
+    x = torch.zeros(200, 1, 48, 48)
+    cfg = AugmentConfig(flip=False, max_rotation=0, pad=0, brightness=0, contrast=0, erase=0.5)
+    y = augment_batch(x, cfg, torch.Generator().manual_seed(7))
+    gray = y == 0.5
+    erased = gray.flatten(1).any(1)
+    assert 70 < int(erased.sum()) < 130
+    for img in gray[erased]:
+        rows, cols = img[0].any(1).nonzero().flatten(), img[0].any(0).nonzero().flatten()
+        box = img[0, rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all()  # one solid rectangle
+        assert 0.02 * 48 * 48 * 0.5 <= box.numel() <= 0.2 * 48 * 48 * 1.5
+    assert torch.equal(y[~erased], x[~erased])
+
+
+def test_extra_augmentations_off_leave_the_reference_pipeline_untouched():
+    # scale=0 and erase=0 draw no random numbers, so the reference recipe's stream is unchanged.
+    x = batch(8)
+    ref = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(8))
+    off = augment_batch(x, AugmentConfig(scale=0.0, erase=0.0), torch.Generator().manual_seed(8))
+    assert torch.equal(ref, off)

@@ -78,6 +78,50 @@ def test_labels_map_by_name_when_a_copy_uses_kaggle_order_and_aliases(tmp_path):
     assert torch.equal(data.y_val, data.y_train)  # PublicTest is the validation split
 
 
+def test_default_dataset_is_the_pinned_three_split_copy():
+    from fer_hub.data import DEFAULT_DATASET, DEFAULT_REVISION
+
+    assert DEFAULT_DATASET == "Aaryan333/fer2013_train_publicTest_privateTest"
+    assert DEFAULT_REVISION == "da8d1643649c86bfc2cffba5b744b51fdf329212"
+
+
+def test_layout_of_the_default_hub_copy_loads_with_its_split_names_and_csv_order_labels(tmp_path):
+    # Exactly like Aaryan333/fer2013_train_publicTest_privateTest: splits train / publicTest /
+    # privateTest, an Image column and bare integer labels 0-6 in the original CSV order.
+    def split(n, seed):
+        imgs, names = make_rows(n, seed)
+        ds = datasets.Dataset.from_dict(
+            {
+                "image": [{"bytes": png_bytes(i), "path": None} for i in imgs],
+                "label": [KAGGLE.index(n) for n in names],
+            },
+            features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}),
+        )
+        return ds, expected(imgs, names)
+
+    (train, (xt, yt)), (pub, (xv, yv)), (priv, (xs, ys)) = split(21, 0), split(14, 1), split(7, 2)
+    root = write_hub_dataset(tmp_path, {"train": train, "publicTest": pub, "privateTest": priv})
+    notes = []
+    data = load_fer2013(str(root), log=notes.append)
+    assert torch.equal(data.x_train, xt) and torch.equal(data.y_train, yt)
+    assert torch.equal(data.x_val, xv) and torch.equal(data.y_val, yv)  # publicTest = validation
+    assert torch.equal(data.x_test, xs) and torch.equal(data.y_test, ys)  # privateTest = test
+    assert train["label"][4] == 6 and int(data.y_train[4]) == EMOTIONS.index("neutral") == 4  # by name
+    assert any("original CSV order" in n for n in notes)
+
+
+def test_a_folder_above_the_dataset_is_refused_with_a_hint(tmp_path):
+    ds, _, _ = image_dataset(7, 0)
+    repo = write_hub_dataset(tmp_path, {"train": ds})  # tmp_path/<name>/data/train-*.parquet
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match=f"is not laid out like a dataset repo; did you mean {repo}"):
+        load_fer2013(str(tmp_path), log=lambda *_: None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="expected data/train-"):
+        load_fer2013(str(empty), log=lambda *_: None)
+
+
 def test_img_bytes_column_and_val_split_name(tmp_path):
     imgs, names = make_rows(14, 3)
     ds = datasets.Dataset.from_dict(
@@ -215,4 +259,6 @@ def test_full_fer2013_from_shared_folder(shared_fer):
     # FER-2013's known class balance: happy is the largest class, disgust the smallest.
     counts = torch.bincount(data.y_train, minlength=7)
     assert EMOTIONS[int(counts.argmax())] == "happy" and EMOTIONS[int(counts.argmin())] == "disgust"
-    assert counts.tolist()[EMOTIONS.index("happy")] == 7215 and counts.tolist()[EMOTIONS.index("disgust")] == 436
+    assert (
+        counts.tolist()[EMOTIONS.index("happy")] == 7215 and counts.tolist()[EMOTIONS.index("disgust")] == 436
+    )

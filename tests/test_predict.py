@@ -13,7 +13,7 @@ from PIL import Image
 from fer_hub import EMOTIONS, Predictor
 from fer_hub.draw import annotate
 from fer_hub.images import ImageError
-from fer_hub.service import chart_data, face_rows, load_predictors, summary
+from fer_hub.service import NO_FACE_HINT, chart_data, face_rows, load_predictors, summary
 
 # The astronaut's face in skimage's 512x512 photo, measured by eye: roughly x 170-280, y 60-180.
 FACE_CENTER = (225, 120)
@@ -136,12 +136,29 @@ def test_service_helpers_shape_results_for_display(predictor, astronaut):
     assert "1 face found" in summary(result)
 
 
-def test_missing_checkpoint_error_names_path_and_command(tmp_path, tiny_checkpoints):
+def test_no_face_means_no_chart_and_a_hint_what_to_try(predictor):
+    import numpy as np
+
+    result = predictor(np.full((200, 300), 128, np.uint8))  # a gray wall
+    assert result["face_found"] is False
+    assert chart_data(result) == {} and face_rows(result) == []
+    assert summary(result) == NO_FACE_HINT and "Try" in NO_FACE_HINT
+
+
+def test_missing_checkpoints_name_the_path_and_the_command(tmp_path, tiny_checkpoints):
     with pytest.raises(FileNotFoundError) as err:
         load_predictors(tmp_path / "checkpoints")
     msg = str(err.value)
-    assert str(tmp_path / "checkpoints" / "custom-cnn") in msg
-    assert "python train_hub.py --model cnn-model2 --output" in msg
+    assert str(tmp_path / "checkpoints") in msg
+    assert (
+        f"python train_hub.py --model cnn-model2 --recipe strong --output {tmp_path / 'checkpoints'}" in msg
+    )
+    # One model present: the Space serves it and warns about the other.
+    import shutil
+
+    shutil.copytree(tiny_checkpoints / "custom-cnn", tmp_path / "checkpoints" / "custom-cnn")
+    with pytest.warns(UserWarning, match=r"(?s)serving custom-cnn only.*--model cnn-model2"):
+        assert list(load_predictors(tmp_path / "checkpoints")) == ["custom-cnn"]
     both = load_predictors(tiny_checkpoints)
     assert list(both) == ["custom-cnn", "cnn-model2"]
     assert both["custom-cnn"].detector is both["cnn-model2"].detector

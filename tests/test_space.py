@@ -26,7 +26,20 @@ def test_predict_endpoint_returns_all_seven_probabilities(served):
     result = client.predict(handle_file(str(EXAMPLE)), "cnn-model2", api_name="/predict")
     assert result["model"] == "cnn-model2" and result["face_found"] is True
     assert len(result["faces"]) == 1 and len(result["faces"][0]["probabilities"]) == 7
-    assert "/predict" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+
+
+def test_the_api_lists_only_predict_with_named_and_described_parameters(served):
+    from gradio_client import Client
+
+    _, url = served
+    api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert sorted(api["named_endpoints"]) == ["/predict", "/video"] and not api["unnamed_endpoints"]
+    ep = api["named_endpoints"]["/predict"]
+    assert [p["parameter_name"] for p in ep["parameters"]] == ["image_file", "model"]
+    assert "image file" in ep["parameters"][0]["python_type"]["description"]
+    assert "The FileData class" not in json.dumps(api)  # no pasted library docstring, on any endpoint
+    assert [r["label"] for r in ep["returns"]] == ["result"]
+    assert "uncertain" in ep["returns"][0]["python_type"]["description"]
 
 
 def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(served, tmp_path):
@@ -36,12 +49,26 @@ def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(served, tmp_path
     client = Client(url, verbose=False)
     bad = tmp_path / "notes.txt"
     bad.write_text("definitely not an image")
-    with pytest.raises(Exception, match="could not read the image"):
+    with pytest.raises(Exception, match="Could not read notes.txt: not an image") as err:
         client.predict(handle_file(str(bad)), "custom-cnn", api_name="/predict")
+    assert "/tmp" not in str(err.value) and "gradio" not in str(err.value)  # no server paths
     with pytest.raises(Exception, match="resnet is not in the list of choices"):
         client.predict(handle_file(str(EXAMPLE)), "resnet", api_name="/predict")
     ok = client.predict(handle_file(str(EXAMPLE)), "custom-cnn", api_name="/predict")
     assert ok["face_found"] is True
+
+
+def test_an_unreadable_upload_in_the_photo_tab_says_which_file_and_why(served, tmp_path):
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    app, _ = served
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("not really a jpeg")
+    photo = app.PhotoInput(type="filepath")
+    with pytest.raises(gr.Error, match="Could not read holiday.jpg: not an image") as err:
+        photo.preprocess(FileData(path=str(bad), orig_name="holiday.jpg"))
+    assert str(tmp_path) not in str(err.value)
 
 
 def test_ui_functions_return_boxes_chart_table_and_summary(served):
@@ -49,25 +76,58 @@ def test_ui_functions_return_boxes_chart_table_and_summary(served):
     boxed, chart, rows, note, result = app.analyze(str(EXAMPLE), "custom-cnn")
     assert isinstance(boxed, Image.Image) and boxed.size == Image.open(EXAMPLE).size
     assert len(chart) == 7 and len(rows) == 1 and "1 face found" in note
-    frame, live_chart = app.live(
-        __import__("numpy").asarray(Image.open(EXAMPLE).resize((640, 480))), "custom-cnn"
-    )
+    assert "Box colour = predicted expression" in note and result["faces"][0]["uncertain"] in (True, False)
+    explained, *_ = app.analyze(str(EXAMPLE), "custom-cnn", True)  # the heat map changes the picture
+    assert explained.size == boxed.size and explained.tobytes() != boxed.tobytes()
+    assert app.analyze(None, "custom-cnn")[3].startswith("Upload a photo")
+    still = __import__("numpy").asarray(Image.open(EXAMPLE).resize((640, 480)))
+    frame, live_chart, tracker = app.live(still, "custom-cnn", None)
     assert frame.size == (640, 480) and len(live_chart) in (0, 7)
-    assert app.live(None, "custom-cnn") == (None, {})
+    assert app.live(None, "custom-cnn", tracker) == (None, {}, tracker)
+
+
+def test_live_view_keeps_one_track_per_face_and_smooths_its_probabilities(served):
+    import numpy as np
+
+    app, _ = served
+    still = np.asarray(Image.open(EXAMPLE))
+    tracker, charts = None, []
+    for _ in range(3):
+        _, chart, tracker = app.live(still, "custom-cnn", tracker)
+        charts.append(chart)
+    assert [t.id for t in tracker.tracks] == [1] and tracker.tracks[0].hits == 3
+    assert charts[-1] == pytest.approx(charts[0], abs=1e-6)  # the same face: the average stays put
+
+
+def test_video_endpoint_returns_a_timeline_summary_and_csv(served, tmp_path):
+    import csv
+
+    from gradio_client import Client, handle_file
+    from test_cli import write_clip
+
+    _, url = served
+    clip = write_clip(tmp_path / "clip.mp4", frames=20)
+    plot, note, csv_file = Client(url, verbose=False).predict(
+        handle_file(str(clip)), "custom-cnn", api_name="/video"
+    )
+    assert Path(plot).stat().st_size > 10_000
+    assert "Analysed every 1 frame" in note and "| 1 |" in note  # one face, its share of time per expression
+    with open(csv_file, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 20 and {r["track"] for r in rows} == {"1"}
 
 
 def test_app_without_checkpoints_fails_at_startup_naming_the_fix(tmp_path):
     env = {**os.environ, "FER_MODEL_REPO": "", "HF_HUB_OFFLINE": "1"}
     app_copy = tmp_path / "app.py"
-    app_copy.write_text((ROOT / "space" / "app.py").read_text())
+    for name in ("app.py", "components.py"):
+        (tmp_path / name).write_text((ROOT / "space" / name).read_text())
     proc = subprocess.run(
         [sys.executable, str(app_copy)], capture_output=True, text=True, env=env, timeout=120
     )
     assert proc.returncode != 0
-    assert (
-        "missing model checkpoint(s)" in proc.stderr
-        and "python train_hub.py --model custom-cnn" in proc.stderr
-    )
+    assert "no model checkpoint in" in proc.stderr
+    assert "python train_hub.py --model custom-cnn --recipe strong" in proc.stderr
 
 
 def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
@@ -89,6 +149,7 @@ def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
     assert build.returncode == 0, build.stderr
     assert {p.name for p in bundle.iterdir()} == {
         "app.py",
+        "components.py",
         "README.md",
         "requirements.txt",
         "examples",
@@ -171,7 +232,9 @@ def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypat
     calls = []
     monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
     monkeypatch.setattr(
-        huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create", repo_id, kw))
+        huggingface_hub.HfApi,
+        "create_repo",
+        lambda self, repo_id, **kw: calls.append(("create", repo_id, kw)),
     )
 
     def upload_folder(self, *, repo_id, folder_path, **kw):
@@ -184,4 +247,12 @@ def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypat
     assert rid == uid == "my-org/fer"
     assert create_kw["repo_type"] == "space" and create_kw["space_sdk"] == "gradio"
     assert upload_kw["repo_type"] == "space"
-    assert files == ["README.md", "app.py", "checkpoints", "examples", "fer_hub", "requirements.txt"]
+    assert files == [
+        "README.md",
+        "app.py",
+        "checkpoints",
+        "components.py",
+        "examples",
+        "fer_hub",
+        "requirements.txt",
+    ]

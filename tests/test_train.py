@@ -103,7 +103,7 @@ def test_best_validation_epoch_is_restored(tiny_fer, tmp_path, monkeypatch):
         assert torch.equal(v, states[0.9][k].cpu()), k
 
 
-def test_ctrl_c_keeps_the_best_checkpoint_and_still_writes_the_folder(tiny_fer, tmp_path, monkeypatch):
+def test_ctrl_c_writes_the_best_checkpoint_so_far_and_the_run_resumes(tiny_fer, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = train_mod.augment_batch
 
@@ -116,12 +116,20 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_still_writes_the_folder(tiny_fer, 
     monkeypatch.setattr(train_mod, "augment_batch", interrupt_in_epoch_two)
     out = tmp_path / "out"
     assert (
-        main(["--dataset", str(tiny_fer), "--epochs", "5", "--batch-size", "32", "--output", str(out)]) == 0
+        main(["--dataset", str(tiny_fer), "--epochs", "3", "--batch-size", "32", "--output", str(out)]) == 0
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["interrupted"] is True and metrics["best_epoch"] == 1
     assert "interrupted" in (out / "README.md").read_text()
     assert type(load_model(out)) is CustomCNN
+    # The state of the last whole epoch stays, so the same command with --resume carries on.
+    monkeypatch.setattr(train_mod, "augment_batch", real)
+    args = ["--dataset", str(tiny_fer), "--epochs", "3", "--batch-size", "32", "--output", str(out)]
+    assert main(args) == 2  # not silently restarted over the unfinished run
+    assert main(args + ["--resume"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is False and metrics["epochs_run"] == 3
+    assert not (out / "training_state.pt").exists()
 
 
 def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, monkeypatch):
@@ -135,12 +143,18 @@ def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, mon
         lambda self, repo_id, **kw: calls.append(("create_repo", repo_id, kw)),
     )
 
-    def upload_folder(self, *, repo_id, folder_path, **kw):
-        calls.append(("upload_folder", repo_id, sorted(p.name for p in Path(folder_path).iterdir()), kw))
+    def upload_folder(self, *, repo_id, folder_path, ignore_patterns=(), **kw):
+        import fnmatch
+
+        names = [p.name for p in Path(folder_path).iterdir()]
+        kept = [n for n in names if not any(fnmatch.fnmatch(n, pat) for pat in ignore_patterns)]
+        calls.append(("upload_folder", repo_id, sorted(kept), kw))
         return "https://huggingface.co/my-org/fer-test/commit/abc"
 
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / ".training_state.pt.tmp123").write_bytes(b"half-written state of a crashed run")
     code = main(
         [
             "--dataset",
@@ -161,6 +175,7 @@ def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, mon
     assert [c[0] for c in calls] == ["create_repo", "upload_folder"]
     assert calls[0][1] == "my-org/fer-test" and calls[0][2]["private"] is True
     assert calls[1][1] == "my-org/fer-test" and FOLDER_FILES <= set(calls[1][2])
+    assert not any("training_state" in name for name in calls[1][2])  # scratch, not the model
     assert 'from_pretrained("my-org/fer-test")' in (out / "README.md").read_text()
 
 
@@ -185,10 +200,14 @@ def test_bad_dataset_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
     assert err.startswith("error: could not load dataset") and "Traceback" not in err
 
 
-def test_cli_help_documents_every_flag():
+def test_cli_help_documents_every_flag_with_its_real_default():
     out = subprocess.run(
         [sys.executable, str(ROOT / "train_hub.py"), "--help"], capture_output=True, text=True, check=True
     ).stdout
+    assert "default: None" not in out
+    flat = " ".join(out.split())
+    assert "reference 0.0005, strong 0.001, fast 0.002" in flat  # --lr, per recipe
+    assert "da8d1643649c86bfc2cffba5b744b51fdf329212" in flat  # --revision
     for flag in (
         "--model",
         "--dataset",
@@ -203,6 +222,10 @@ def test_cli_help_documents_every_flag():
         "--repo-id",
         "--private",
         "--recipe",
+        "--resume",
+        "--revision",
+        "--threads",
+        "--ema",
     ):
         assert flag in out
 
@@ -213,28 +236,37 @@ def test_recipe_values_apply_and_explicit_flags_override_them():
     assert (cfg.batch_size, cfg.schedule, cfg.epochs, cfg.lr) == (512, "onecycle", 3, 2e-3)
     ref = train_mod.config_from_args(train_mod.build_parser().parse_args([]))
     assert (ref.batch_size, ref.lr, ref.weight_decay, ref.patience, ref.epochs) == (64, 5e-4, 1e-4, 5, 100)
+    assert (ref.ema, ref.scale, ref.erase, ref.rotation, ref.schedule) == (0.0, 0.0, 0.0, 10.0, "step")
+    strong = train_mod.config_from_args(train_mod.build_parser().parse_args(["--recipe", "strong"]))
+    assert (strong.ema, strong.schedule, strong.batch_size, strong.patience) == (0.999, "onecycle", 64, 0)
 
 
 def test_fast_recipe_runs_on_cpu(tiny_fer, tmp_path):
-    # bf16/compile switch themselves off on CPU; the one-cycle schedule and big batch still run.
-    cfg = quick(
-        tiny_fer,
-        tmp_path,
-        recipe="fast",
-        batch_size=64,
-        epochs=2,
-        schedule="onecycle",
-        optimizer="adamw",
-        lr=2e-3,
-        warmup=0.2,
-        patience=0,
-        bf16=True,
-        channels_last=True,
-        compile=True,
-    )
+    # bf16 switches itself off on CPU; the one-cycle schedule and big batch still run.
+    args = train_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "2", "--batch-size", "64"])
+    cfg = train_mod.config_from_args(args)
+    cfg.dataset, cfg.output = str(tiny_fer), str(tmp_path / "out")
     result = train(cfg, log=lambda *_: None)
     assert result.metrics["epochs_run"] == 2
+
+
+@pytest.mark.timeout(240)
+def test_compiled_training_saves_and_ships_plain_weights(tiny_fer, tmp_path):
+    # torch.compile wraps the module (its state dict gains an `_orig_mod.` prefix); what is saved
+    # must be the plain module, loadable without fer_hub's training code.
+    cfg = quick(tiny_fer, tmp_path, model="custom-cnn", epochs=1, compile=True)
+    result = train(cfg, log=lambda *_: None)
     assert not any(k.startswith("_orig_mod.") for k in result.model.state_dict())
+    out = write_model_folder(result, tmp_path / "folder")
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(load_model(out)(x), result.model(x))
+
+
+def test_compile_is_on_where_measured_to_pay_off():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train_mod.compile_pays_off("cnn-model2", cpu) and not train_mod.compile_pays_off("custom-cnn", cpu)
+    assert train_mod.compile_pays_off("custom-cnn", cuda)
 
 
 def test_smoke_run_on_full_fer2013_learns_something(shared_fer, tmp_path):

@@ -1,0 +1,84 @@
+"""Video analysis speed: frames per second of a 640x480 clip at stride 1 and 5, and how the cost
+grows with the number of faces in view.
+
+    python benchmarks/bench_video.py
+
+The clips are generated here (PyAV, H.264): 1, 2 or 4 copies of the astronaut's head and
+shoulders drifting across a 640x480 frame for 150 frames (6 s at 25 fps). Model: space/checkpoints/custom-cnn when
+it exists, else a randomly initialised CustomCNN (speed does not depend on the weights).
+Stop any training run first: it shares the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
+    """`faces` head-and-shoulders patches (200 px, the face ~90 px tall) on a gray 640x480
+    frame, each drifting sideways by up to 40 px."""
+    import av
+
+    photo = Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("RGB")
+    patch = np.asarray(photo.crop((116, 6, 336, 226)).resize((200, 200)))
+    spots = [(60, 140), (380, 140), (60, 20), (380, 260)][:faces]
+    if faces == 4:
+        spots = [(40, 20), (380, 20), (40, 260), (380, 260)]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for i in range(frames):
+            frame = np.full((480, 640, 3), 90, np.uint8)
+            dx = abs(i % 80 - 40)  # drift right and back
+            for x, y in spots:
+                frame[y : y + 200, x + dx : x + dx + 200] = patch
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from fer_hub import CustomCNN, Predictor
+    from fer_hub.video import analyze_video, probe
+
+    shipped = ROOT / "space" / "checkpoints" / "custom-cnn"
+    if (shipped / "model.safetensors").is_file():
+        predictor = Predictor.from_pretrained(shipped)
+    else:
+        torch.manual_seed(0)
+        predictor = Predictor(CustomCNN())
+        print("(no shipped checkpoint: timing a randomly initialised CustomCNN)")
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for faces in (1, 2, 4):
+            clip = make_clip(Path(tmp) / f"{faces}.mp4", faces)
+            info = probe(clip)
+            for every in (1, 5):
+                analyze_video(clip, predictor, every=every, progress=False)  # warm-up
+                t0 = time.perf_counter()
+                rows = analyze_video(clip, predictor, every=every, progress=False)
+                dt = time.perf_counter() - t0
+                found = len(rows) / (info.frames / every)
+                print(
+                    f"640x480, {faces} face(s) in view, every {every}: {info.frames / dt:6.1f} video frames/s "
+                    f"({info.frames / every / dt:5.1f} analysed frames/s; {found:.2f} faces found per analysed frame)"
+                )
+
+
+if __name__ == "__main__":
+    main()

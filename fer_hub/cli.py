@@ -1,0 +1,281 @@
+"""`fer-hub`: facial-expression recognition from the shell.
+
+    fer-hub predict photos/ --csv faces.csv              # folders (recursive) and files
+    fer-hub video clip.mp4 --csv clip.csv --plot clip.png --annotate clip_boxed.mp4
+    fer-hub export space/checkpoints/custom-cnn --onnx custom-cnn.onnx
+    fer-hub calibrate space/checkpoints/custom-cnn --dataset ../shared/fer2013
+    fer-hub train --model custom-cnn --recipe strong ...   # same flags as train_hub.py
+
+`--model` takes a model folder, a Hub repo id or an `.onnx` file; the default is the CustomCNN
+shipped in this repository's space/checkpoints. Bad input exits with code 2 and one line saying
+what was wrong; unreadable images are reported, skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .labels import EMOTIONS
+
+__all__ = ["main", "IMAGE_SUFFIXES", "PREDICT_COLUMNS"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+PREDICT_COLUMNS = ["file", "face", "face_found", "x", "y", "w", "h", "label", "uncertain", *EMOTIONS]
+SHIPPED = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def _default_model() -> str:
+    folder = SHIPPED / "custom-cnn"
+    if not (folder / "model.safetensors").is_file():
+        raise UsageError(
+            "no --model given and no shipped checkpoint at space/checkpoints/custom-cnn: "
+            "pass --model FOLDER, a Hub repo id ORG/NAME, or a .onnx file"
+        )
+    return str(folder)
+
+
+def _predictor(model: str | None, tta: bool = False):
+    from .predict import Predictor
+
+    source = model or _default_model()
+    try:
+        return Predictor.from_pretrained(source, tta=tta)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise UsageError(f"--model {source}: {e}") from None
+
+
+def _image_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to analyse (folders searched recursively for image suffixes, in sorted order) and
+    (path, reason) for each argument that could not be used."""
+    files, problems = [], []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)  # named explicitly: try it whatever its suffix
+        else:
+            problems.append((arg, "no such file or folder"))
+    return files, problems
+
+
+def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_out: str | None) -> None:
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(rows, indent=1))
+    if csv_out or not json_out:
+        out = open(csv_out, "w", newline="") if csv_out else sys.stdout  # noqa: SIM115
+        if csv_out:
+            Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            writer = csv.DictWriter(out, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        finally:
+            if csv_out:
+                out.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# subcommands
+
+
+def cmd_predict(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .images import ImageError, load_image
+
+    files, problems = _image_files(args.paths)
+    if not files and not problems:
+        raise UsageError(
+            f"no images found in {' '.join(args.paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    predictor = _predictor(args.model, args.tta)
+    rows: list[dict] = []
+    n_faces = 0
+    bar = tqdm(total=len(files), desc="predicting", unit="image", disable=None, file=sys.stderr)
+    for start in range(0, len(files), args.batch):
+        loaded = []
+        for f in files[start : start + args.batch]:
+            try:
+                loaded.append((f, load_image(f, mode="RGB")))
+            except ImageError as e:
+                problems.append((str(f), e.reason))
+        for (f, _), result in zip(loaded, predictor.batch([im for _, im in loaded])):
+            for i, face in enumerate(result["faces"]):
+                n_faces += result["face_found"]
+                rows.append(
+                    {
+                        "file": str(f),
+                        "face": i,
+                        "face_found": result["face_found"],
+                        **dict(zip("xywh", face["box"])),
+                        "label": face["label"],
+                        "uncertain": face["uncertain"],
+                        **{e: round(face["probabilities"][e], 6) for e in EMOTIONS},
+                    }
+                )
+        bar.update(min(args.batch, len(files) - start))
+    bar.close()
+    _write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
+    for path, reason in problems:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    n_images = len(files) - sum(1 for p, _ in problems if Path(p).is_file())
+    print(
+        f"{n_images} image(s), {n_faces} face(s) found, {len(problems)} unreadable (skipped)"
+        + (f"; wrote {args.csv or args.json}" if args.csv or args.json else ""),
+        file=sys.stderr,
+    )
+    return 0 if n_images else 2
+
+
+def cmd_video(args) -> int:
+    from .video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary
+
+    predictor = _predictor(args.model)
+    try:
+        info = probe(args.video)
+        rows = analyze_video(args.video, predictor, every=args.every, annotate_to=args.annotate)
+    except VideoError as e:
+        raise UsageError(str(e)) from None
+    _write_rows(rows, VIDEO_COLUMNS, args.csv, None)
+    if args.plot:
+        from .plots import plot_tracks
+
+        plot_tracks(
+            rows, args.plot, title=f"{Path(args.video).name} ({predictor.name}, every {args.every} frame(s))"
+        )
+    tracks = track_summary(rows)
+    print(
+        f"{info.frames} frames ({info.duration:.1f} s at {info.fps:.2f} fps), every {args.every} analysed: "
+        f"{len(rows)} face rows, {len(tracks)} track(s); wrote {args.csv}"
+        + "".join(f", {p}" for p in (args.plot, args.annotate) if p),
+        file=sys.stderr,
+    )
+    for t in tracks:
+        shares = sorted(((t[f"share_{e}"], e) for e in EMOTIONS), reverse=True)[:3]
+        print(
+            f"  face {t['track']}: {t['from_s']:.1f}-{t['to_s']:.1f} s, "
+            + ", ".join(f"{e} {s:.0%}" for s, e in shares if s > 0),
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .models import load_model
+    from .onnx_model import export_onnx
+
+    try:
+        model = load_model(args.model)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise UsageError(f"{args.model}: {e}") from None
+    real = None
+    if args.dataset:
+        from .data import load_fer2013
+        from .preprocess import normalize
+
+        data = load_fer2013(args.dataset, log=lambda *_: None)
+        x = data.x_test if data.x_test is not None else data.x_val
+        real = normalize(x[: args.check_images])
+    try:
+        report = export_onnx(model, args.onnx, check_inputs=real)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    checks = "; ".join(
+        f"{k} inputs (n={v['n']}): max |p diff| {v['max_abs_diff']:.1e}" for k, v in report.items()
+    )
+    print(f"wrote {args.onnx} ({model.ARCHITECTURE}); onnxruntime matches torch: {checks}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibration import main as calibrate_main
+
+    return calibrate_main(
+        [args.folder, "--dataset", args.dataset] + (["--revision", args.revision] if args.revision else [])
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import DEFAULT_DATASET
+
+    p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = "model folder, Hub repo id or .onnx file (default: space/checkpoints/custom-cnn)"
+
+    s = sub.add_parser("predict", help="faces and expressions in images and folders of images")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")
+    s.add_argument("--model", help=model_help)
+    out = s.add_mutually_exclusive_group()
+    out.add_argument(
+        "--csv", metavar="OUT", help="write one row per face to this CSV (default: CSV on stdout)"
+    )
+    out.add_argument("--json", metavar="OUT", help="write one object per face to this JSON file")
+    s.add_argument(
+        "--tta", action="store_true", help="average with the mirrored face (slower, a little more accurate)"
+    )
+    s.add_argument("--batch", type=int, default=32, help="images per forward pass (default: 32)")
+    s.set_defaults(fn=cmd_predict)
+
+    s = sub.add_parser("video", help="tracked faces and smoothed expressions over a video")
+    s.add_argument("video", help="video file (mp4, webm, mov, mkv, avi, ...)")
+    s.add_argument("--csv", required=True, metavar="OUT", help="one row per face per analysed frame")
+    s.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame (default: 1)")
+    s.add_argument("--plot", metavar="OUT.png", help="each face's probabilities over time")
+    s.add_argument("--annotate", metavar="OUT.mp4", help="write the video with boxes and labels")
+    s.add_argument("--model", help=model_help)
+    s.set_defaults(fn=cmd_video)
+
+    s = sub.add_parser("export", help="export a model to ONNX and check it against torch")
+    s.add_argument("model", help="model folder or Hub repo id")
+    s.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the ONNX file")
+    s.add_argument("--dataset", help="also check parity on FER-2013 test images from this dataset")
+    s.add_argument("--check-images", type=int, default=512, help="how many (default: 512)")
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("calibrate", help="fit temperature and 'uncertain' threshold of a model folder")
+    s.add_argument("folder")
+    s.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
+    s.add_argument("--revision", default=None)
+    s.set_defaults(fn=cmd_calibrate)
+
+    s = sub.add_parser(
+        "train", help="train a model (the flags of train_hub.py; fer-hub train --help)", add_help=False
+    )
+    s.set_defaults(fn=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # everything after `train` belongs to train_hub.py's parser
+        from .train import main as train_main
+
+        return train_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("every", "batch", "check_images"):
+        if getattr(args, name, 1) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        return args.fn(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""ONNX: export a fer_hub model with its labels and calibration, check parity, run it without torch.
+
+    fer-hub export space/checkpoints/custom-cnn --onnx custom-cnn.onnx
+
+The file has a dynamic batch axis (input "image" (B, 1, 48, 48) normalized as in
+`fer_hub.preprocess`, output "logits" (B, 7)) and carries in its metadata the label names, the
+architecture, the temperature and the "uncertain" threshold, so `OnnxClassifier` (and
+`Predictor.from_onnx`) need nothing else. Export is only reported done after onnxruntime's
+probabilities match torch's within `PARITY_TOLERANCE` on random and real inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["PARITY_TOLERANCE", "export_onnx", "check_parity", "OnnxClassifier"]
+
+PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| over all classes and inputs
+
+
+def export_onnx(
+    model: torch.nn.Module, path: str | os.PathLike, *, check_inputs: torch.Tensor | None = None
+) -> dict:
+    """Write `model` to `path` as ONNX with metadata; verify parity on random inputs plus
+    `check_inputs` (normalized (N, 1, 48, 48), e.g. real faces). Returns the parity report;
+    raises RuntimeError (and removes the file) if parity fails."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().to("cpu", memory_format=torch.contiguous_format)
+    example = torch.zeros(2, 1, 48, 48)
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the torch.export one, which needs
+        # onnxscript; for two plain CNNs the old one is exact (the parity check below says so).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    meta = {
+        "fer_hub.architecture": getattr(model, "ARCHITECTURE", type(model).__name__),
+        "fer_hub.labels": json.dumps(list(getattr(model, "labels", []))),
+        "fer_hub.temperature": repr(float(getattr(model, "temperature", 1.0))),
+        "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
+        "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+    g = torch.Generator().manual_seed(0)
+    inputs = [("random", torch.randn(64, 1, 48, 48, generator=g).clamp(-1, 1))]
+    if check_inputs is not None and len(check_inputs):
+        inputs.append(("real", check_inputs))
+    try:
+        return check_parity(model, path, inputs)
+    except RuntimeError:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def check_parity(
+    model: torch.nn.Module, path: str | os.PathLike, inputs: list[tuple[str, torch.Tensor]]
+) -> dict:
+    """Max absolute difference of calibrated probabilities, onnxruntime vs torch, per input set."""
+    onnx_model = OnnxClassifier(path)
+    report = {}
+    with torch.inference_mode():
+        for name, x in inputs:
+            p_torch = (model(x).float() / onnx_model.temperature).softmax(-1)
+            p_onnx = (onnx_model(x) / onnx_model.temperature).softmax(-1)
+            report[name] = {"n": len(x), "max_abs_diff": float((p_torch - p_onnx).abs().max())}
+    worst = max(r["max_abs_diff"] for r in report.values())
+    if worst >= PARITY_TOLERANCE:
+        raise RuntimeError(
+            f"ONNX parity check failed: max |p_onnx - p_torch| = {worst:.2e} >= {PARITY_TOLERANCE:g} ({report})"
+        )
+    return report
+
+
+class OnnxClassifier:
+    """A fer_hub model exported to ONNX, run by onnxruntime, usable where a torch model is:
+    `clf(x)` maps a normalized float tensor (B, 1, 48, 48) to logits (B, 7)."""
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "fer_hub.labels" not in meta:
+            raise ValueError(f"{path}: not exported by fer_hub (no label names in its metadata)")
+        self.labels = json.loads(meta["fer_hub.labels"])
+        self.ARCHITECTURE = meta.get("fer_hub.architecture", "onnx")
+        self.temperature = float(meta.get("fer_hub.temperature", 1.0))
+        self.uncertain_below = float(meta.get("fer_hub.uncertain_below", 0.0))
+        self.path = path
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        return torch.from_numpy(self.session.run(["logits"], {"image": arr})[0])
+
+    # The Predictor treats its model like an nn.Module; these keep that contract.
+    def to(self, *_args, **_kwargs) -> OnnxClassifier:
+        return self
+
+    def eval(self) -> OnnxClassifier:
+        return self

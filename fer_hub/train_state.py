@@ -1,0 +1,124 @@
+"""The state of a training run that must survive a crash: one object, saved and restored whole.
+
+After every epoch `train()` writes `TrainState` to `<output>/training_state.pt` atomically (a temp
+file, fsync, rename), so Ctrl-C, `kill -9` or the end of a session loses at most the epoch in
+progress, and `--resume` continues the run with the weights, optimizer, schedule, weight average,
+best epoch, history and every random-number generator exactly as they were. On the CPU, with the
+same thread count, a resumed run ends with the same weights as an unbroken one.
+
+The file is scratch space for the run, not part of the model: it is deleted once the model folder
+is written, and `push_folder` and the Space bundle leave it out.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+__all__ = ["STATE_FILE", "TrainState", "config_differences"]
+
+STATE_FILE = "training_state.pt"
+
+# Settings that may change between the start of a run and its resumption without changing what
+# the run computes (where it is pushed, whether it is a resumption).
+RESUMABLE_CHANGES = frozenset({"resume", "push", "repo_id", "private", "output"})
+
+
+def config_differences(saved: dict, now: dict, defaults: dict | None = None) -> list[str]:
+    """'key: saved -> now' for each setting that differs, ignoring RESUMABLE_CHANGES.
+
+    A setting added to the code after the run started is absent from `saved`; it counts as the
+    value in `defaults` (the run could not have used anything else), so upgrading fer_hub
+    mid-run does not block a resume."""
+    defaults = defaults or {}
+    keys = sorted((set(saved) | set(now)) - RESUMABLE_CHANGES)
+    missing = "<absent>"
+    diff = []
+    for k in keys:
+        before, after = saved.get(k, defaults.get(k, missing)), now.get(k, missing)
+        if before != after:
+            diff.append(f"{k}: {before!r} -> {after!r}")
+    return diff
+
+
+@dataclass
+class TrainState:
+    config: dict  # asdict(TrainConfig) of the run that made this state
+    epoch: int = 0  # epochs completed
+    done: bool = False  # early stopping ended the run before cfg.epochs
+    model: dict | None = None  # state dicts, as of the end of `epoch`
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    ema: dict | None = None
+    best_acc: float = -1.0  # validation accuracy of the weights that ship
+    best_epoch: int = 0
+    best_weights: dict | None = None  # CPU copy of the best epoch's shipped weights
+    bad_epochs: int = 0  # epochs since the last new best, for early stopping
+    history: list[dict] = field(default_factory=list)
+    rng: dict = field(default_factory=dict)  # torch CPU/CUDA generators + the run's own
+    seconds: float = 0.0  # wall clock of all epochs so far (training + validation), all sessions
+
+    # -- capture / restore ---------------------------------------------------------------------
+
+    def capture(self, model, optimizer, scheduler, ema, generator: torch.Generator) -> None:
+        """Copy everything that shapes the rest of the run into this object."""
+        self.model = _cpu(model.state_dict())
+        self.optimizer = _cpu(optimizer.state_dict())
+        self.scheduler = scheduler.state_dict()
+        self.ema = None if ema is None else _cpu(ema.state_dict())
+        self.rng = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+        if torch.cuda.is_available():
+            self.rng["cuda"] = torch.cuda.get_rng_state_all()
+
+    def restore(self, model, optimizer, scheduler, ema, generator: torch.Generator) -> None:
+        """Put the captured state back into freshly built objects of the same configuration."""
+        model.load_state_dict(self.model)
+        optimizer.load_state_dict(self.optimizer)
+        scheduler.load_state_dict(self.scheduler)
+        if ema is not None:
+            ema.load_state_dict(self.ema)
+        torch.set_rng_state(self.rng["torch"])
+        generator.set_state(self.rng["generator"])
+        if "cuda" in self.rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(self.rng["cuda"])
+
+    # -- disk ----------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Atomic: a reader (or a crash) sees the previous complete file or this one, never half."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            torch.save(asdict(self), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainState:
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated, or not a state file at all
+            raise RuntimeError(
+                f"{path} is not a readable training state ({type(e).__name__}: {e}); "
+                f"delete it to start the run afresh"
+            ) from e
+        names = {f.name for f in fields(cls)}
+        if not isinstance(raw, dict) or "config" not in raw:
+            raise RuntimeError(f"{path} is not a fer_hub training state; delete it to start afresh")
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+def _cpu(obj):
+    """Deep-copy tensors to the CPU: the live ones keep changing after capture."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj

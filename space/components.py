@@ -1,0 +1,82 @@
+"""Gradio components with the errors and API docs a user of this Space should get.
+
+All are `is_template` subclasses: the browser renders them with the parent's front end, only
+the server side differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+from PIL import UnidentifiedImageError
+
+IMAGE_FILE_HELP = (
+    "An image file with one or more faces (JPEG, PNG, WebP, GIF, BMP or TIFF; any size). "
+    "From Python: handle_file('photo.jpg')."
+)
+VIDEO_FILE_HELP = "A video file (mp4, webm, mov, mkv, avi). From Python: handle_file('clip.mp4')."
+CSV_HELP = "CSV, one row per face per analysed frame: frame, time_s, track, box, label, uncertain, smoothed and raw probabilities"
+RESULT_HELP = (
+    '{"model": str, "face_found": bool, "faces": [{"box": [x, y, w, h] (pixels), "label": str, '
+    '"probabilities": {angry, disgust, fear, happy, neutral, sad, surprise: float, calibrated, '
+    'summing to 1}, "uncertain": bool}]}, largest face first'
+)
+
+
+class PhotoInput(gr.Image):
+    """gr.Image that turns an unreadable upload into a message naming the file and the problem.
+
+    gr.Image opens every upload with PIL before any event function runs; a file PIL cannot read
+    would otherwise surface as a bare "Error" badge with the reason only in the server log."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            name = Path(payload.orig_name or "the upload").name if payload is not None else "the upload"
+            why = (
+                "not an image, or a format this app cannot read"
+                if isinstance(e, UnidentifiedImageError)
+                else "corrupt or truncated image"
+            )
+            raise gr.Error(f"Could not read {name}: {why}. Try a JPEG or PNG photo.") from None
+
+
+# Gradio reads each component class's source, so these are written out, not made by a factory.
+class ImageFileInput(gr.File):
+    """gr.File whose API description says what to send, not gradio's FileData docstring."""
+
+    is_template = True
+
+    def api_info(self):
+        return {**super().api_info(), "additional_description": IMAGE_FILE_HELP}
+
+
+class VideoInput(gr.Video):
+    """gr.Video whose API description says what to send."""
+
+    is_template = True
+
+    def api_info(self):
+        return {**super().api_info(), "additional_description": VIDEO_FILE_HELP}
+
+
+class CsvFileOutput(gr.File):
+    """gr.File whose API description says what the file holds."""
+
+    is_template = True
+
+    def api_info(self):
+        return {**super().api_info(), "additional_description": CSV_HELP, "description": CSV_HELP}
+
+
+class ResultJSON(gr.JSON):
+    """gr.JSON whose API description is the schema of the result."""
+
+    is_template = True
+
+    def api_info(self):
+        return {**super().api_info(), "description": RESULT_HELP}

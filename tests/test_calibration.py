@@ -1,0 +1,120 @@
+"""Calibration: temperature scaling, ECE, the 'uncertain' threshold, and a calibrated folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from fer_hub import load_model
+from fer_hub.calibration import (
+    calibrate_folder,
+    calibration_report,
+    coverage_curve,
+    expected_calibration_error,
+    fit_temperature,
+    main,
+    uncertain_threshold,
+)
+from fer_hub.predict import Predictor
+
+
+def sampled(n: int, seed: int, sharpness: float = 1.0):
+    """Logits and labels drawn from softmax(logits): calibrated by construction."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, 7, generator=g) * 2
+    labels = torch.multinomial(logits.softmax(-1), 1, generator=g).flatten()
+    return logits * sharpness, labels
+
+
+def test_fitted_temperature_undoes_known_overconfidence():
+    logits, labels = sampled(20000, 0, sharpness=3.0)  # 3x too confident
+    assert fit_temperature(logits, labels) == pytest.approx(3.0, rel=0.05)
+    logits, labels = sampled(20000, 1, sharpness=1.0)
+    assert fit_temperature(logits, labels) == pytest.approx(1.0, rel=0.05)
+
+
+def test_ece_is_small_when_calibrated_and_large_when_overconfident():
+    logits, labels = sampled(20000, 2)
+    assert expected_calibration_error(logits.softmax(-1), labels) < 0.02
+    assert expected_calibration_error((logits * 4).softmax(-1), labels) > 0.1
+
+
+def test_ece_on_a_hand_computed_example():
+    # Two bins used: confidence 0.9 (2 samples, 1 right) and 0.6 (2 samples, both right).
+    probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.4, 0.6]])
+    labels = torch.tensor([0, 1, 0, 1])
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+
+
+def test_uncertain_threshold_is_the_smallest_that_reaches_the_target_accuracy():
+    # Confidences 0.9..0.5; right, right, wrong, right, wrong.
+    probs = torch.tensor([[c, 1 - c] for c in (0.9, 0.8, 0.7, 0.6, 0.55)])
+    labels = torch.tensor([0, 0, 1, 0, 1])
+    assert uncertain_threshold(probs, labels, target=0.75) == pytest.approx(0.6)  # keeps 3 of 4 right
+    assert uncertain_threshold(probs, labels, target=1.0) == pytest.approx(0.8)
+    assert uncertain_threshold(probs, torch.ones(5, dtype=torch.long), target=0.5) == 1.0  # none reach it
+    curve = coverage_curve(probs, labels, thresholds=[0.0, 0.6, 0.95])
+    assert [c["coverage"] for c in curve] == [1.0, 0.8, 0.0]
+    assert curve[1]["accuracy"] == pytest.approx(0.75) and curve[2]["accuracy"] is None
+
+
+def test_report_fits_on_validation_and_measures_on_test():
+    (val, yv), (test, yt) = sampled(5000, 3, 2.5), sampled(5000, 4, 2.5)
+    r = calibration_report(val, yv, test, yt, target=0.7)
+    assert r["temperature"] == pytest.approx(2.5, rel=0.1)
+    assert (
+        r["test"]["ece_after"] < r["test"]["ece_before"] and r["test"]["nll_after"] < r["test"]["nll_before"]
+    )
+    assert r["test"]["accuracy_kept"] >= 0.65 and 0 < r["test"]["coverage"] < 1
+
+
+def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_path):
+    from fer_hub.data import load_fer2013
+    from fer_hub.train import TrainConfig, train, write_model_folder
+
+    cfg = TrainConfig(dataset=str(tiny_fer), epochs=2, batch_size=32, output=str(tmp_path / "run"))
+    folder = write_model_folder(train(cfg, log=lambda *_: None), tmp_path / "folder")
+    trained_t = json.loads((folder / "config.json").read_text())["temperature"]
+    assert (folder / "reliability_test.png").is_file() and "## Calibration" in (
+        folder / "README.md"
+    ).read_text()
+
+    # An older folder (no calibration yet) gets it from the command, without retraining.
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    config = json.loads((old / "config.json").read_text())
+    config.pop("temperature"), config.pop("uncertain_below")
+    (old / "config.json").write_text(json.dumps(config))
+    (old / "reliability_test.png").unlink()
+    assert load_model(old).temperature == 1.0
+    report = calibrate_folder(old, load_fer2013(str(tiny_fer), log=lambda *_: None), log=lambda *_: None)
+    model = load_model(old)
+    assert model.temperature == pytest.approx(report["temperature"]) == pytest.approx(trained_t, rel=1e-4)
+    assert model.uncertain_below == pytest.approx(report["uncertain_below"])
+    assert json.loads((old / "metrics.json").read_text())["calibration"]["test"]["ece_after"] >= 0
+    assert (old / "reliability_test.png").is_file()
+
+
+def test_predictor_applies_the_temperature_and_flags_uncertain_faces(tiny_checkpoints, tmp_path, astronaut):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_checkpoints / "custom-cnn", folder)
+    plain = Predictor.from_pretrained(folder)(astronaut)["faces"][0]
+    config = json.loads((folder / "config.json").read_text())
+    config.update(temperature=0.05, uncertain_below=0.99)  # sharpen a near-uniform model a lot
+    (folder / "config.json").write_text(json.dumps(config))
+    sharp = Predictor.from_pretrained(folder)(astronaut)["faces"][0]
+    assert sharp["label"] == plain["label"]  # temperature never changes the prediction
+    assert max(sharp["probabilities"].values()) > max(plain["probabilities"].values())
+    logp = torch.tensor(list(plain["probabilities"].values())).log()
+    expected = (logp / 0.05).softmax(-1)  # softmax(z / T) from softmax(z): same up to a constant
+    assert list(sharp["probabilities"].values()) == pytest.approx(expected.tolist(), abs=1e-4)
+    assert plain["uncertain"] is False  # default threshold 0: never uncertain
+    assert sharp["uncertain"] is (max(sharp["probabilities"].values()) < 0.99)
+
+
+def test_calibration_command_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "no config.json" in capsys.readouterr().err

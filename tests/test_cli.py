@@ -1,0 +1,170 @@
+"""`fer-hub` on the command line: folders of photos, videos with tracked faces, ONNX export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fer_hub import EMOTIONS, load_model
+from fer_hub.cli import PREDICT_COLUMNS, main
+from fer_hub.predict import Predictor
+from fer_hub.video import VIDEO_COLUMNS, probe
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "space" / "examples" / "astronaut.jpg"
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_clip(path: Path, frames: int = 30, fps: int = 25) -> Path:
+    """The astronaut sliding right across a gray 640x480 frame."""
+    import av
+
+    face = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((400, 400)))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for i in range(frames):
+            frame = np.full((480, 640, 3), 90, np.uint8)
+            frame[40:440, i * 5 : i * 5 + 400] = face
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_predict_a_folder_writes_one_row_per_face_and_skips_unreadable_files(
+    tiny_checkpoints, tmp_path, capsys
+):
+    photos = tmp_path / "photos"
+    (photos / "nested").mkdir(parents=True)
+    shutil.copy(ASTRONAUT, photos / "nested" / "astronaut.jpg")
+    shutil.copy(ROOT / "space" / "examples" / "two_faces.jpg", photos / "two.jpg")
+    Image.fromarray(np.full((64, 64), 200, np.uint8)).save(photos / "blank.png")  # no face in it
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (photos / "notes.txt").write_text("not an image, and not picked up from a folder")
+    out = tmp_path / "faces.csv"
+    code = main(["predict", str(photos), "--csv", str(out), "--model", str(tiny_checkpoints / "custom-cnn")])
+    assert code == 0
+    rows = read_csv(out)
+    assert list(rows[0]) == PREDICT_COLUMNS
+    by_file = {}
+    for r in rows:
+        by_file.setdefault(Path(r["file"]).name, []).append(r)
+    assert set(by_file) == {"astronaut.jpg", "two.jpg", "blank.png"}
+    assert len(by_file["two.jpg"]) == 2 and [r["face"] for r in by_file["two.jpg"]] == ["0", "1"]
+    assert by_file["blank.png"][0]["face_found"] == "False"
+    for r in rows:
+        assert sum(float(r[e]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
+        assert r["label"] == max(EMOTIONS, key=lambda e: float(r[e]))
+    err = capsys.readouterr().err
+    assert "skipped" in err and "broken.jpg" in err and "3 image(s), 3 face(s) found, 1 unreadable" in err
+
+
+def test_predict_json_and_bad_input_exit_codes(tiny_checkpoints, tmp_path, capsys):
+    model = str(tiny_checkpoints / "custom-cnn")
+    out = tmp_path / "o.json"
+    assert main(["predict", str(ASTRONAUT), "--json", str(out), "--model", model]) == 0
+    (face,) = json.loads(out.read_text())
+    assert face["face_found"] is True and set(PREDICT_COLUMNS) <= set(face)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(empty), "--model", model]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert main(["predict", str(ASTRONAUT), "--model", str(tmp_path / "missing")]) == 2
+    assert "neither a model folder nor a Hub repo id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["predict"])  # argparse: missing PATH
+    assert e.value.code == 2
+
+
+@pytest.mark.timeout(240)
+def test_video_tracks_one_face_with_increasing_times_plot_and_annotated_copy(
+    tiny_checkpoints, tmp_path, capsys
+):
+    clip = write_clip(tmp_path / "clip.mp4", frames=30)
+    out, plot, boxed = tmp_path / "clip.csv", tmp_path / "clip.png", tmp_path / "boxed.mp4"
+    code = main(
+        ["video", str(clip), "--csv", str(out), "--every", "2", "--plot", str(plot), "--annotate", str(boxed),
+         "--model", str(tiny_checkpoints / "custom-cnn")]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = read_csv(out)
+    assert list(rows[0]) == VIDEO_COLUMNS
+    assert [int(r["frame"]) for r in rows] == list(range(0, 30, 2))  # one face per analysed frame
+    assert {r["track"] for r in rows} == {"1"}  # the face keeps its id while it moves
+    times = [float(r["time_s"]) for r in rows]
+    assert times == sorted(times) and times[1] == pytest.approx(2 / 25, abs=1e-3)
+    xs = [int(r["x"]) for r in rows]
+    assert xs[-1] > xs[0] + 100  # the box follows the face across the frame
+    for r in rows:
+        assert sum(float(r[f"p_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
+        assert sum(float(r[f"raw_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
+    assert Image.open(plot).size[0] > 500
+    info = probe(boxed)
+    assert (info.frames, info.width, info.height) == (30, 640, 480)
+
+
+def test_video_that_is_not_a_video_is_a_clear_error(tiny_checkpoints, tmp_path, capsys):
+    bad = tmp_path / "clip.mp4"
+    bad.write_text("no frames here")
+    args = [
+        "video",
+        str(bad),
+        "--csv",
+        str(tmp_path / "o.csv"),
+        "--model",
+        str(tiny_checkpoints / "custom-cnn"),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "not a video" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])
+def test_export_writes_onnx_that_matches_torch(name, tiny_checkpoints, tmp_path, capsys):
+    onnx_file = tmp_path / f"{name}.onnx"
+    assert main(["export", str(tiny_checkpoints / name), "--onnx", str(onnx_file)]) == 0
+    assert "onnxruntime matches torch" in capsys.readouterr().out
+    from fer_hub.onnx_model import OnnxClassifier
+
+    clf = OnnxClassifier(onnx_file)
+    assert clf.labels == list(EMOTIONS) and clf.ARCHITECTURE == name
+    torch_model = load_model(tiny_checkpoints / name)
+    x = torch.randn(5, 1, 48, 48)  # a batch size the export never saw: the batch axis is dynamic
+    with torch.no_grad():
+        assert (clf(x).softmax(-1) - torch_model(x).softmax(-1)).abs().max() < 1e-4
+    # The Predictor runs it through onnxruntime with the same results as torch.
+    a = Predictor.from_pretrained(onnx_file)(ASTRONAUT)["faces"][0]["probabilities"]
+    b = Predictor.from_pretrained(tiny_checkpoints / name)(ASTRONAUT)["faces"][0]["probabilities"]
+    assert a == pytest.approx(b, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])
+def test_export_of_the_shipped_model_matches_torch_on_fer_test_images(name, shared_fer, tmp_path, capsys):
+    folder = ROOT / "space" / "checkpoints" / name
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"{name} has not shipped yet")
+    onnx_file = tmp_path / "m.onnx"
+    assert main(["export", str(folder), "--onnx", str(onnx_file), "--dataset", str(shared_fer)]) == 0
+    assert "real inputs (n=512)" in capsys.readouterr().out
+
+
+def test_train_is_an_alias_of_train_hub():
+    out = subprocess.run(
+        [sys.executable, "-m", "fer_hub.cli", "train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--recipe" in out and "--resume" in out

@@ -1,0 +1,83 @@
+"""Explanation maps: Grad-CAM shape and range, the model-randomization sanity check, Predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_hub import MODELS, load_model
+from fer_hub.explain import gradcam
+from fer_hub.predict import Predictor
+from fer_hub.preprocess import normalize
+
+SHIPPED = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman correlation of two maps (Pearson of their ranks)."""
+    ra, rb = (m.flatten().argsort().argsort().double() for m in (a, b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+def randomized_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return type(model)().eval()  # same architecture, fresh initialization
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_maps_are_48x48_in_0_1_for_every_image(name):
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    x = torch.randn(5, 1, 48, 48)
+    maps = gradcam(model, x)
+    assert maps.shape == (5, 48, 48) and torch.isfinite(maps).all()
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert all(m.max() in (0.0, 1.0) for m in maps)  # scaled to peak 1 (or all zero)
+    assert not any(p.grad is not None for p in model.parameters())  # leaves the model clean
+
+
+def sanity_check(model, x: torch.Tensor) -> float:
+    """Mean rank correlation between the maps of `model` and of re-initialized copies."""
+    maps = gradcam(model, x)
+    corrs = []
+    for seed in (1, 2):
+        random_maps = gradcam(randomized_copy(model, seed), x, target=model(x).argmax(-1))
+        corrs += [rank_correlation(a, b) for a, b in zip(maps, random_maps) if a.max() > 0 and b.max() > 0]
+    return sum(corrs) / len(corrs)
+
+
+def test_maps_depend_on_the_learned_weights(tiny_fer, tmp_path):
+    # Adebayo et al. 2018: a map that survives re-initializing the weights explains nothing.
+    from fer_hub.train import TrainConfig, train
+
+    cfg = TrainConfig(dataset=str(tiny_fer), epochs=3, batch_size=32, output=str(tmp_path / "o"))
+    result = train(cfg, log=lambda *_: None)
+    x = normalize(result.data.x_val[:21])
+    assert sanity_check(result.model, x) < 0.5
+
+
+@pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])
+def test_shipped_models_pass_the_randomization_check_on_fer_faces(name, shared_fer):
+    if not (SHIPPED / name / "model.safetensors").is_file():
+        pytest.skip(f"{name} has not shipped yet")
+    from fer_hub.data import load_fer2013
+
+    data = load_fer2013(str(shared_fer), log=lambda *_: None)
+    x = normalize(data.x_test[:64])
+    assert sanity_check(load_model(SHIPPED / name), x) < 0.5
+
+
+def test_predictor_explains_each_face_aligned_with_its_crop(tiny_checkpoints, astronaut):
+    predictor = Predictor.from_pretrained(tiny_checkpoints / "custom-cnn")
+    plain = predictor(astronaut)
+    result = predictor(astronaut, explain=True)
+    face = result["faces"][0]
+    assert face["label"] == plain["faces"][0]["label"] and "saliency" not in plain["faces"][0]
+    sal = torch.tensor(face["saliency"])
+    assert sal.shape == (48, 48) and sal.min() >= 0 and sal.max() <= 1
+    x, y, w, h = face["box"]
+    cx, cy, cw, ch = face["crop_box"]
+    assert cw == ch >= max(w, h) and cx <= x and cy <= y  # the square the network saw holds the box

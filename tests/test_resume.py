@@ -1,0 +1,140 @@
+"""Resumable training: kill -9 mid-run, --resume, and the same weights as an unbroken run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_hub import load_model
+from fer_hub.train import main
+from fer_hub.train_state import STATE_FILE, TrainState, config_differences
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(tiny_fer: Path, out: Path, *extra: str) -> list[str]:
+    # The strong recipe exercises everything a resume must restore: EMA, one-cycle, erasing, zoom.
+    return [
+        "--dataset", str(tiny_fer), "--recipe", "strong", "--epochs", "3", "--batch-size", "32",
+        "--threads", "1", "--output", str(out), *extra,
+    ]  # fmt: skip
+
+
+def run_cli(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train_hub.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        **kw,
+    )
+
+
+def logits(folder: Path) -> torch.Tensor:
+    x = torch.randn(16, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return load_model(folder)(x)
+
+
+@pytest.mark.timeout(240)
+def test_a_run_killed_after_an_epoch_and_resumed_ends_with_the_unbroken_runs_weights(tiny_fer, tmp_path):
+    unbroken, broken = tmp_path / "unbroken", tmp_path / "broken"
+    p = run_cli(cli(tiny_fer, unbroken))
+    out, _ = p.communicate(timeout=200)
+    assert p.returncode == 0, out
+
+    p = run_cli(cli(tiny_fer, broken))
+    lines = []
+    for line in p.stdout:  # kill -9 right after the first epoch line: no chance to clean up
+        lines.append(line)
+        if line.startswith("epoch   1 |"):
+            p.send_signal(signal.SIGKILL)
+            break
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL, "".join(lines)
+    assert (broken / STATE_FILE).is_file() and not (broken / "model.safetensors").exists()
+
+    p = run_cli(cli(tiny_fer, broken, "--resume"))
+    out, _ = p.communicate(timeout=200)
+    assert p.returncode == 0, out
+    assert "resuming after epoch 1/3" in out and "epoch   1 |" not in out
+    assert (logits(broken) - logits(unbroken)).abs().max() < 1e-3
+    assert not (broken / STATE_FILE).exists()  # the run is over: its scratch state is gone
+    history = json.loads((broken / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    learned = ("train_loss", "train_acc", "val_acc", "lr")  # everything but the timings
+    reference = json.loads((unbroken / "history.json").read_text())
+    assert [[h[k] for k in learned] for h in history] == [[h[k] for k in learned] for h in reference]
+
+
+def write_state(out: Path, **config) -> None:
+    TrainState(config=config, epoch=2).save(out / STATE_FILE)
+
+
+def test_resuming_with_other_settings_is_refused_naming_each_difference(tiny_fer, tmp_path, capsys):
+    from dataclasses import asdict
+
+    from fer_hub.train import build_parser, config_from_args
+
+    out = tmp_path / "out"
+    saved = asdict(config_from_args(build_parser().parse_args(cli(tiny_fer, out))))
+    write_state(out, **saved)
+    assert main(cli(tiny_fer, out, "--resume", "--lr", "0.01", "--epochs", "5")) == 2
+    err = capsys.readouterr().err
+    assert "epochs: 3 -> 5" in err and "lr: 0.001 -> 0.01" in err and "batch_size" not in err
+
+
+def test_a_new_run_will_not_overwrite_an_unfinished_one(tiny_fer, tmp_path, capsys):
+    out = tmp_path / "out"
+    write_state(out, model="custom-cnn", epochs=40)
+    assert main(cli(tiny_fer, out)) == 2
+    err = capsys.readouterr().err
+    assert "unfinished run (2/40 epochs of custom-cnn)" in err and "--resume" in err
+
+
+def test_resume_without_a_saved_state_says_so(tiny_fer, tmp_path, capsys):
+    assert main(cli(tiny_fer, tmp_path / "nothing", "--resume")) == 2
+    assert "no training state in" in capsys.readouterr().err
+
+
+def test_a_truncated_state_file_is_a_clear_error(tiny_fer, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / STATE_FILE).write_bytes(b"PK\x03\x04 truncated")
+    assert main(cli(tiny_fer, out, "--resume")) == 2
+    assert "is not a readable training state" in capsys.readouterr().err
+
+
+def test_state_is_written_atomically_and_round_trips(tmp_path):
+    state = TrainState(config={"lr": 1e-3}, epoch=4, best_acc=0.5, history=[{"epoch": 1}])
+    state.rng = {"torch": torch.get_rng_state()}
+    state.save(tmp_path / STATE_FILE)
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE]  # no temp file left behind
+    back = TrainState.load(tmp_path / STATE_FILE)
+    assert (back.epoch, back.best_acc, back.history) == (4, 0.5, [{"epoch": 1}])
+    assert torch.equal(back.rng["torch"], state.rng["torch"])
+
+
+def test_where_to_push_may_change_between_start_and_resume():
+    assert (
+        config_differences({"lr": 1, "push": False, "output": "a"}, {"lr": 1, "push": True, "output": "b"})
+        == []
+    )
+    assert config_differences({"lr": 1}, {"lr": 2, "seed": 0}) == ["lr: 1 -> 2", "seed: '<absent>' -> 0"]
+
+
+def test_a_setting_added_after_the_run_started_counts_as_its_default():
+    # A run started before fer_hub grew a `threads` setting resumes when `threads` is the default.
+    assert config_differences({"lr": 1}, {"lr": 1, "threads": 0}, defaults={"threads": 0}) == []
+    assert config_differences({"lr": 1}, {"lr": 1, "threads": 4}, defaults={"threads": 0}) == [
+        "threads: 0 -> 4"
+    ]
