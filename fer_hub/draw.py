@@ -37,7 +37,9 @@ def annotate(image, result: dict, *, max_side: int | None = 1280, saliency: bool
     if saliency:
         for face in faces:
             if "saliency" in face:
-                _overlay(im, face["saliency"], [v * scale for v in face["crop_box"]])
+                _overlay(
+                    im, face["saliency"], [v * scale for v in face["crop_box"]], face.get("crop_angle", 0.0)
+                )
     draw = ImageDraw.Draw(im)
     size = max(12, round(min(im.size) / 28))
     try:
@@ -58,15 +60,20 @@ def annotate(image, result: dict, *, max_side: int | None = 1280, saliency: bool
     return im
 
 
-def _overlay(im: Image.Image, saliency: list[list[float]], crop_box: list[float]) -> None:
-    """Blend a 48x48 map in [0, 1] (red = where the network looked) over `crop_box` of `im`."""
+def _overlay(im: Image.Image, saliency: list[list[float]], crop_box: list[float], angle: float = 0.0) -> None:
+    """Blend a 48x48 map in [0, 1] (red = where the network looked) over the crop it belongs to:
+    `crop_box` in `im`'s pixels, turned by `angle` degrees (the face's levelling)."""
     import numpy as np
 
     x, y, w, h = (round(v) for v in crop_box)
     if w < 2 or h < 2:
         return
-    heat = Image.fromarray((np.asarray(saliency, dtype=np.float32).clip(0, 1) * 255).astype(np.uint8))
+    heat = Image.fromarray((np.asarray(saliency, dtype=np.float32).clip(0, 1) * 153).astype(np.uint8))
     heat = heat.resize((w, h), Image.Resampling.BILINEAR)
-    alpha = heat.point(lambda v: int(v * 0.6))  # transparent where the map is 0
-    red = Image.new("RGB", (w, h), (255, 40, 0))
-    im.paste(red, (x, y), alpha)
+    if angle:  # the crop's x axis runs along the eye line, `angle` clockwise from the image's
+        heat = heat.rotate(-angle, resample=Image.Resampling.BILINEAR, expand=True)
+    cx, cy = x + w / 2, y + h / 2
+    red = Image.new("RGB", heat.size, (255, 40, 0))
+    im.paste(
+        red, (round(cx - heat.width / 2), round(cy - heat.height / 2)), heat
+    )  # heat = alpha, at most 60%

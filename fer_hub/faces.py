@@ -1,9 +1,16 @@
 """Face detection and FER-style face crops.
 
-The default detector is OpenCV's frontal-face Haar cascade, whose XML ships inside the
-opencv-python-headless 4.x wheel (`cv2.data.haarcascades`), so it works offline. Detection runs on
-a copy downscaled to `detect_size` pixels on its longer side: on a 640x480 photo that is ~5x
-faster than the full frame and suppresses the cascade's false positives on fine texture.
+Two detectors, both offline:
+- `retinaface` (default): RetinaFace-MobileNet0.25 on onnxruntime (`fer_hub.retinaface`), with
+  five landmarks, so `Predictor` can level each face on its eyes and frame it as FER-2013 does
+  (`fer_hub.align`). A fast pass runs on a copy `detect_size` pixels on its longer side; when it
+  finds nothing, a second pass at `full_size` looks for small faces. Thresholds and sizes were
+  chosen on the probe scenes of `benchmarks/bench_faces.py`.
+- `haar`: OpenCV's frontal-face cascade (its XML ships inside opencv-python-headless 4.x), boxes
+  only; faces are then cropped square with a margin.
+
+`FaceDetector(kind, **options)` builds either; both return `Face`s, largest first, in the
+pixel coordinates of the image they were given.
 """
 
 from __future__ import annotations
@@ -11,11 +18,22 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["Box", "FaceDetector", "crop_face", "crop_square"]
+__all__ = [
+    "Box",
+    "Face",
+    "Detector",
+    "FaceDetector",
+    "HaarDetector",
+    "RetinaFaceDetector",
+    "DETECTORS",
+    "crop_face",
+    "crop_square",
+]
 
 
 @dataclass(frozen=True)
@@ -35,8 +53,89 @@ class Box:
         return [self.x, self.y, self.w, self.h]
 
 
-class FaceDetector:
-    """OpenCV Haar-cascade face detector; thread-safe (one cascade per thread)."""
+@dataclass(frozen=True)
+class Face:
+    """A detected face: its box, and (RetinaFace) five landmarks (5, 2) and a score."""
+
+    box: Box
+    landmarks: np.ndarray | None = None
+    score: float = 1.0
+
+    def scaled(self, s: float) -> Face:
+        b = self.box
+        box = Box(round(b.x * s), round(b.y * s), round(b.w * s), round(b.h * s))
+        return Face(box, None if self.landmarks is None else self.landmarks * s, self.score)
+
+
+class Detector(Protocol):
+    kind: str
+
+    def __call__(self, image: Image.Image) -> list[Face]: ...
+
+
+def FaceDetector(kind: str = "retinaface", **options) -> Detector:  # noqa: N802 - used like a class
+    """The face detector named `kind` ("retinaface" or "haar"), built with its `options`."""
+    if kind not in DETECTORS:
+        raise ValueError(f"unknown face detector {kind!r}; choose one of {list(DETECTORS)}")
+    return DETECTORS[kind](**options)
+
+
+class RetinaFaceDetector:
+    """RetinaFace with landmarks: a fast pass on a small copy, and a full-size one when the fast
+    pass finds nothing or a doubtful candidate.
+
+    `detect_size` / `full_size`: longer side of the copy each pass runs on (never upscaled);
+    `score`: minimum face score; `hint`: a fast-pass candidate scoring between `hint` and `score`
+    triggers the full-size pass. Thread-safe."""
+
+    kind = "retinaface"
+
+    def __init__(
+        self,
+        *,
+        detect_size: int = 320,
+        full_size: int = 640,
+        score: float = 0.6,
+        hint: float = 0.2,
+        threads: int | None = 2,
+    ) -> None:
+        from .retinaface import RetinaFace
+
+        self.net = RetinaFace(threads=threads)
+        self.detect_size, self.full_size, self.score, self.hint = (
+            detect_size,
+            full_size,
+            score,
+            min(hint, score),
+        )
+
+    def __call__(self, image: Image.Image) -> list[Face]:
+        """Faces in a PIL image (any mode), largest first, in its own pixel coordinates."""
+        rgb = image.convert("RGB")
+        found = self._pass(rgb, self.detect_size, self.hint)
+        faces = [f for f in found if f.score >= self.score]
+        # A weak candidate on the small copy is usually a face too small to be sure of there:
+        # look again at full size, and also when the small copy showed nothing at all.
+        doubtful = not faces or len(faces) < len(found)
+        if doubtful and self.full_size > self.detect_size and max(rgb.size) > self.detect_size:
+            faces = self._pass(rgb, self.full_size, self.score)
+        return sorted(faces, key=lambda f: f.box.area, reverse=True)
+
+    def _pass(self, rgb: Image.Image, size: int, score: float) -> list[Face]:
+        small, scale = _shrunk(rgb, size)
+        out = []
+        for d in self.net(np.asarray(small), score):
+            x, y, bw, bh = (v / scale for v in d.box)
+            box = Box(round(x), round(y), round(bw), round(bh))
+            if box.w >= 4 and box.h >= 4:
+                out.append(Face(box, d.landmarks / scale, d.score))
+        return out
+
+
+class HaarDetector:
+    """OpenCV Haar-cascade face detector (boxes only); thread-safe (one cascade per thread)."""
+
+    kind = "haar"
 
     def __init__(
         self,
@@ -77,22 +176,13 @@ class FaceDetector:
     def _new_cascade(self):
         return self._cv2.CascadeClassifier(self.cascade_path)
 
-    def __call__(self, gray: Image.Image) -> list[Box]:
-        """Faces in an 'L' image, largest first, in its own pixel coordinates."""
+    def __call__(self, image: Image.Image) -> list[Face]:
+        """Faces in a PIL image (any mode), largest first, in its own pixel coordinates."""
+        gray = image if image.mode == "L" else image.convert("L")
         cascade = getattr(self._local, "cascade", None)
         if cascade is None:  # CascadeClassifier keeps scratch buffers: never share one across threads
             cascade = self._local.cascade = self._new_cascade()
-        w, h = gray.size
-        scale = min(1.0, self.detect_size / max(w, h))
-        small = (
-            gray
-            if scale == 1.0
-            else gray.resize(
-                (max(1, round(w * scale)), max(1, round(h * scale))),
-                Image.Resampling.BILINEAR,
-                reducing_gap=2.0,
-            )
-        )
+        small, scale = _shrunk(gray, self.detect_size)
         arr = np.asarray(small)
         if min(arr.shape) < 24:  # smaller than the cascade's window: nothing to find
             return []
@@ -105,7 +195,20 @@ class FaceDetector:
             Box(round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
             for (x, y, bw, bh) in (found if len(found) else [])
         ]
-        return sorted(boxes, key=lambda b: b.area, reverse=True)
+        return [Face(b) for b in sorted(boxes, key=lambda b: b.area, reverse=True)]
+
+
+DETECTORS = {"retinaface": RetinaFaceDetector, "haar": HaarDetector}
+
+
+def _shrunk(image: Image.Image, size: int) -> tuple[Image.Image, float]:
+    """`image` with its longer side at most `size` (never enlarged), and the scale applied."""
+    w, h = image.size
+    scale = min(1.0, size / max(w, h))
+    if scale == 1.0:
+        return image, 1.0
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(new, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
 
 
 def crop_square(box: Box, width: int, height: int, margin: float = 0.1) -> Box:

@@ -6,8 +6,8 @@
     #  "faces": [{"box": [x, y, w, h], "label": "happy", "probabilities": {"angry": 0.01, ...},
     #             "uncertain": False}]}
 
-Faces are found with `fer_hub.faces.FaceDetector`, cropped square with a FER-like margin and
-classified in one batch. Probabilities are calibrated (the model's temperature, fitted on
+Faces are found with `fer_hub.faces.FaceDetector` (RetinaFace by default), levelled on their
+eyes and framed as FER-2013 frames its faces (`fer_hub.align`), and classified in one batch. Probabilities are calibrated (the model's temperature, fitted on
 validation), and a face whose top probability is below the model's `uncertain_below` threshold
 says `"uncertain": True`. When no face is found the whole image is classified and the result
 says `face_found: False`. One Predictor is safe to share between threads.
@@ -15,6 +15,7 @@ says `face_found: False`. One Predictor is safe to share between threads.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .align import aligned_square, crop_aligned
 from .explain import gradcam
-from .faces import Box, FaceDetector, crop_face, crop_square
+from .faces import Box, Detector, FaceDetector, crop_face, crop_square
 from .images import load_image
 from .labels import EMOTIONS
 from .models import load_model
@@ -44,7 +46,7 @@ class Predictor:
         self,
         model: torch.nn.Module,
         *,
-        detector: FaceDetector | None = None,
+        detector: Detector | str | None = None,
         tta: bool = False,
         margin: float = 0.1,
         name: str | None = None,
@@ -52,7 +54,8 @@ class Predictor:
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.detector = detector if detector is not None else FaceDetector()
+        # A detector, or its name ("retinaface", the default, or "haar").
+        self.detector = FaceDetector(detector or "retinaface") if not callable(detector) else detector
         self.tta = tta
         self.margin = margin
         self.name = name or getattr(model, "ARCHITECTURE", type(model).__name__)
@@ -71,7 +74,7 @@ class Predictor:
         path_or_repo_id: str | os.PathLike,
         *,
         tta: bool = False,
-        detector: FaceDetector | None = None,
+        detector: Detector | str | None = None,
         device: str = "cpu",
         **hub_kwargs,
     ) -> Predictor:
@@ -89,7 +92,8 @@ class Predictor:
         """Analyse one image (PIL, numpy RGB/gray uint8 or float, path, bytes, file object).
 
         `explain=True` adds per face "saliency" (a 48x48 Grad-CAM map in [0, 1], aligned with the
-        48x48 crop the network saw) and "crop_box" (that crop's square in image pixels)."""
+        48x48 crop the network saw), "crop_box" (that crop's square in image pixels, before
+        levelling) and "crop_angle" (the rotation that levelled it, in degrees)."""
         return self.batch([image], tta=tta, explain=explain)[0]
 
     def batch(self, images: Sequence, *, tta: bool | None = None, explain: bool = False) -> list[dict]:
@@ -111,7 +115,8 @@ class Predictor:
                     "uncertain": bool(max(p) < self.uncertain_below),
                 }
                 if maps is not None:
-                    face["crop_box"] = square.as_list()
+                    face["crop_box"] = square[0].as_list()
+                    face["crop_angle"] = round(square[1], 2)  # degrees; the crop was levelled by it
                     face["saliency"] = maps[k].round(decimals=3).tolist()
                 faces.append(face)
                 k += 1
@@ -156,28 +161,42 @@ class Predictor:
         # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
         return (self.model(x).float() / self.temperature).softmax(-1)
 
-    def find_faces(self, image) -> tuple[bool, list[Box], list[Box], list[Image.Image]]:
-        """(face_found, boxes, crop squares, 48x48-ready crops) of one image, largest face first;
-        with no face, the whole image as one "face" and face_found False."""
-        gray = load_image(image)
-        W, H = gray.size
+    def find_faces(self, image) -> tuple[bool, list[Box], list[tuple[Box, float]], list[Image.Image]]:
+        """(face_found, boxes, crop squares with their rotation in degrees, crops) of one image,
+        largest face first; with no face, the whole image as one "face" and face_found False.
+
+        Faces with landmarks are levelled on their eyes and framed as FER-2013 frames faces
+        (`fer_hub.align`); faces without (the Haar detector) are cropped square with a margin."""
+        rgb = load_image(image, mode="RGB")
+        W, H = rgb.size
         scale = 1.0
         if max(W, H) > _WORK_SIZE:
             scale = max(W, H) / _WORK_SIZE
-            gray = gray.resize(
+            rgb = rgb.resize(
                 (max(1, round(W / scale)), max(1, round(H / scale))),
                 Image.Resampling.BILINEAR,
                 reducing_gap=3.0,
             )
-        boxes = self.detector(gray)
-        if not boxes:
+        gray = rgb.convert("L")
+        faces = self.detector(rgb)
+        if not faces:
             # Classify the whole picture (already a face crop, or nothing to find) and say so.
             whole = Box(0, 0, W, H)
-            return False, [whole], [whole], [gray]
-        crops = [crop_face(gray, b, self.margin) for b in boxes]
-        squares = [crop_square(b, *gray.size, self.margin) for b in boxes]
+            return False, [whole], [(whole, 0.0)], [gray]
+        crops, squares = [], []
+        for face in faces:
+            if face.landmarks is not None:
+                crops.append(crop_aligned(gray, face.landmarks))
+                centre, side, angle = aligned_square(face.landmarks)
+                x, y = centre - side / 2
+                squares.append((Box(round(x), round(y), round(side), round(side)), math.degrees(angle)))
+            else:
+                crops.append(crop_face(gray, face.box, self.margin))
+                squares.append((crop_square(face.box, *gray.size, self.margin), 0.0))
+        boxes = [f.box for f in faces]
         if scale != 1.0:
-            boxes, squares = ([_scaled(b, scale) for b in bs] for bs in (boxes, squares))
+            boxes = [_scaled(b, scale) for b in boxes]
+            squares = [(_scaled(b, scale), a) for b, a in squares]
         return True, boxes, squares, crops
 
 

@@ -23,7 +23,6 @@ sys.path.insert(0, str(HERE))  # components.py; and a deployed bundle carries it
 from components import CsvFileOutput, ImageFileInput, PhotoInput, ResultJSON, VideoInput  # noqa: E402
 
 from fer_hub.draw import annotate  # noqa: E402
-from fer_hub.faces import FaceDetector  # noqa: E402
 from fer_hub.images import ImageError  # noqa: E402
 from fer_hub.plots import plot_tracks  # noqa: E402
 from fer_hub.predict import Predictor  # noqa: E402
@@ -42,17 +41,14 @@ from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track
 
 PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
 MODEL_CHOICES = list(PREDICTORS)
-# Webcam faces are large: skipping the smallest scales makes the live view ~2x faster.
-LIVE_DETECTOR = FaceDetector(detect_size=240, min_face=0.2)
-LIVE = {name: Predictor(p.model, detector=LIVE_DETECTOR) for name, p in PREDICTORS.items()}
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)
 
 
-def _predictor(model: str, pool: dict = PREDICTORS) -> Predictor:
-    if model not in pool:
+def _predictor(model: str) -> Predictor:
+    if model not in PREDICTORS:
         raise gr.Error(f"unknown model {model!r}; choose one of {MODEL_CHOICES}")
-    return pool[model]
+    return PREDICTORS[model]
 
 
 def _run(image_file: str, model: str, explain: bool = False) -> dict:
@@ -92,7 +88,7 @@ def live(frame, model: str, tracker: FaceTracker | None):
     if frame is None:
         return None, {}, tracker
     tracker = tracker or FaceTracker()
-    predictor = _predictor(model, LIVE)
+    predictor = _predictor(model)  # the photo tab's detector: the live view finds the same faces
     result = smoothed(predictor(frame), tracker, predictor.uncertain_below)
     return annotate(frame, result, max_side=None), chart_data(result), tracker
 
@@ -137,7 +133,8 @@ def video(video_file: str | None, model: str, progress=gr.Progress()):
 with gr.Blocks(title="fer_hub: facial expressions") as demo:
     gr.Markdown(
         "# fer_hub: facial-expression recognition\n"
-        "Upload a photo or use your webcam. Faces are found with OpenCV and each is scored on "
+        "Upload a photo or use your webcam. Faces are found with RetinaFace, levelled on the eyes "
+        "and framed like FER-2013's faces, and each is scored on "
         "seven expressions by a CNN trained on FER-2013; probabilities are calibrated, and a face "
         "the model is unsure about is marked *uncertain*. Expressions are not emotions: "
         "not for decisions about people."

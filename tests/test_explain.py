@@ -80,4 +80,7 @@ def test_predictor_explains_each_face_aligned_with_its_crop(tiny_checkpoints, as
     assert sal.shape == (48, 48) and sal.min() >= 0 and sal.max() <= 1
     x, y, w, h = face["box"]
     cx, cy, cw, ch = face["crop_box"]
-    assert cw == ch >= max(w, h) and cx <= x and cy <= y  # the square the network saw holds the box
+    # The square the network saw: FER-framed around the detected face (as tight as FER-2013's).
+    assert cw == ch and 0.8 * max(w, h) <= cw <= 1.6 * max(w, h)
+    assert cx <= x + w / 2 <= cx + cw and cy <= y + h / 2 <= cy + ch
+    assert abs(face["crop_angle"]) < 10  # the astronaut holds her head nearly level

@@ -1,0 +1,282 @@
+"""Face detection on probe scenes: recall, false positives, box quality, end-to-end accuracy, speed.
+
+    python benchmarks/bench_faces.py --dataset ../shared/fer2013
+    python benchmarks/bench_faces.py --dataset ../shared/fer2013 --sweep     # + RetinaFace score sweep
+
+Scenes (640x480 RGB, built here, seeded): FER-2013 test faces upscaled (bicubic) and pasted on
+face-free photos from scikit-image inside a margin of their own mean gray (a head), at three
+sizes (200, 100, 56 px), tilted 0, +-20 and +-30 degrees, and in dim light; two- and three-face scenes; the two example photos; and 20 face-free
+scenes (scikit-image's photos and textures, a cat among them). A face counts as found when a
+detection's centre lies inside its square and the detection's area is 15-150% of the square's;
+any other detection is a false positive. End-to-end accuracy classifies each found face as the
+Predictor does (its crop path and the model) and compares it with the model's accuracy on the
+same faces' original 48x48 crops. Stop any training run first: it shares the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+
+ROOT = Path(__file__).resolve().parents[1]
+W, H = 640, 480
+BACKGROUNDS = [
+    "grass",
+    "brick",
+    "gravel",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+]
+FACE_FREE = [
+    "coffee", "chelsea", "rocket", "moon", "page", "text", "horse", "clock", "hubble_deep_field",
+    "immunohistochemistry", "grass", "gravel", "brick", "logo", "checkerboard", "colorwheel", "retina",
+    "cell", "coins", "shepp_logan_phantom",
+]  # fmt: skip
+
+
+@dataclass
+class Scene:
+    name: str
+    condition: str
+    image: Image.Image
+    faces: list[tuple[tuple[float, float, float, float], int, np.ndarray]] = field(default_factory=list)
+    # each face: (x, y, w, h) of its square, label, original 48x48 crop (None for photos)
+
+
+def _photo(name: str) -> Image.Image:
+    from skimage import data
+
+    arr = getattr(data, name)()
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        arr = (255 * (arr - arr.min()) / max(arr.max() - arr.min(), 1e-9)).astype(np.uint8)
+    im = Image.fromarray(arr)
+    return im.convert("RGB").resize((W, H), Image.Resampling.BILINEAR)
+
+
+def _paste(scene: Image.Image, face48: np.ndarray, size: int, x: int, y: int, tilt: float) -> tuple:
+    """Paste a FER face, upscaled to `size`, centred at (x, y) inside a head-sized margin of its
+    own mean gray (FER crops are tight: a detector needs the context a photo would have)."""
+    pad = round(size * 0.3)
+    face = Image.new("RGB", (size + 2 * pad, size + 2 * pad), (int(face48.mean()),) * 3)
+    face.paste(
+        Image.fromarray(face48).resize((size, size), Image.Resampling.BICUBIC).convert("RGB"), (pad, pad)
+    )
+    mask = Image.new("L", face.size, 255)
+    if tilt:
+        face = face.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True)
+        mask = mask.rotate(tilt, expand=True)
+    scene.paste(face, (x - face.width // 2, y - face.height // 2), mask)
+    return (x - size / 2, y - size / 2, size, size)
+
+
+def build_scenes(data, n_faces: int, seed: int = 0) -> list[Scene]:
+    rng = np.random.default_rng(seed)
+    faces = data.x_test[:, 0].numpy()
+    labels = data.y_test.numpy()
+    pick = rng.choice(len(faces), n_faces, replace=False)
+    scenes = []
+    conditions = [(s, t) for s in (200, 100, 56) for t in (0, -20, 20, -30, 30)]
+    for k, i in enumerate(pick):
+        for size, tilt in conditions + [(100, "dim")]:
+            bg = _photo(BACKGROUNDS[(k + len(scenes)) % len(BACKGROUNDS)])
+            half = round(size * 0.8)  # half the padded patch
+            cx, cy = int(rng.integers(half, W - half)), int(rng.integers(half, H - half))
+            box = _paste(bg, faces[i], size, cx, cy, 0 if tilt == "dim" else tilt)
+            if tilt == "dim":
+                bg = ImageEnhance.Brightness(bg).enhance(0.35)
+            cond = f"{size}px dim" if tilt == "dim" else f"{size}px tilt {tilt:+d}"
+            scenes.append(Scene(f"fer{i}", cond, bg, [(box, int(labels[i]), faces[i])]))
+    head = np.asarray(
+        Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("L").crop((136, 26, 316, 206))
+    )
+    for size, tilt in conditions:  # a real photo's head and shoulders, same sizes and tilts
+        bg = _photo(BACKGROUNDS[len(scenes) % len(BACKGROUNDS)])
+        box = _paste(bg, head, size, W // 2, H // 2, tilt)
+        scenes.append(Scene("astronaut-head", f"photo head {size}px tilt {tilt:+d}", bg, [(box, -1, None)]))
+    for n in (2, 3):
+        for k in range(10):
+            bg = _photo(BACKGROUNDS[k % len(BACKGROUNDS)])
+            idx = rng.choice(len(faces), n, replace=False)
+            spots = [(W * (j + 1) // (n + 1), H // 2 + int(rng.integers(-60, 60))) for j in range(n)]
+            boxes = [_paste(bg, faces[i], 120, x, y, 0) for i, (x, y) in zip(idx, spots)]
+            scenes.append(
+                Scene(
+                    f"multi{k}", f"{n} faces", bg, [(b, int(labels[i]), faces[i]) for b, i in zip(boxes, idx)]
+                )
+            )
+    for name, boxes in (
+        ("astronaut.jpg", [(176, 56, 98, 120)]),
+        ("two_faces.jpg", [(176, 56, 98, 120), (750, 56, 98, 120)]),
+    ):
+        scenes.append(
+            Scene(
+                name,
+                "example photo",
+                Image.open(ROOT / "space" / "examples" / name).convert("RGB"),
+                [(b, -1, None) for b in boxes],
+            )
+        )
+    for name in FACE_FREE:
+        scenes.append(Scene(name, "no face", _photo(name)))
+    return scenes
+
+
+def _match(det, gt) -> bool:
+    x, y, w, h = det
+    gx, gy, gw, gh = gt
+    cx, cy = x + w / 2, y + h / 2
+    return gx <= cx <= gx + gw and gy <= cy <= gy + gh and 0.15 <= (w * h) / (gw * gh) <= 1.5
+
+
+def _iou(a, b) -> float:
+    from fer_hub.tracking import iou
+
+    return iou(a, b)
+
+
+def run(detector, scenes: list[Scene], predictor=None) -> dict:
+    """Recall per condition, false positives, IoU of matches, end-to-end accuracy, ms."""
+    per_cond: dict[str, list[int]] = {}
+    fp_faces = fp_free = 0
+    ious, times = [], []
+    right_e2e = right_crop = n_e2e = 0
+    for scene in scenes:
+        t0 = time.perf_counter()
+        found = detector(scene.image)
+        times.append(time.perf_counter() - t0)
+        boxes = [f.box.as_list() for f in found]
+        used = set()
+        hits = []
+        for gt, label, crop in scene.faces:
+            j = next((j for j, b in enumerate(boxes) if j not in used and _match(b, gt)), None)
+            hits.append(j is not None)
+            if j is not None:
+                used.add(j)
+                ious.append(_iou(boxes[j], gt))
+                if predictor is not None and crop is not None:
+                    faces = predictor.find_faces(scene.image)
+                    # classify the crop the Predictor made for this detection
+                    k = next(k for k, b in enumerate(faces[1]) if _match(b.as_list(), gt))
+                    p = predictor.classify([faces[3][k]]).argmax(-1).item()
+                    q = predictor.classify([Image.fromarray(crop)]).argmax(-1).item()
+                    from fer_hub.labels import EMOTIONS
+
+                    right_e2e += EMOTIONS[p] == EMOTIONS[label]
+                    right_crop += EMOTIONS[q] == EMOTIONS[label]
+                    n_e2e += 1
+        if scene.faces:
+            per_cond.setdefault(scene.condition, []).extend(hits)
+            fp_faces += len(boxes) - len(used)
+        else:
+            fp_free += len(boxes)
+    recall = {c: sum(v) / len(v) for c, v in per_cond.items()}
+    singles = [h for c, v in per_cond.items() if "px" in c and not c.startswith("photo") for h in v]
+    photo_heads = [h for c, v in per_cond.items() if c.startswith("photo") for h in v]
+    multi = {n: [s for s in scenes if s.condition == f"{n} faces"] for n in (2, 3)}
+    return {
+        "recall": recall,
+        "recall_all": sum(singles) / len(singles),
+        "recall_photo": sum(photo_heads) / max(len(photo_heads), 1),
+        "fp_face_scenes": fp_faces,
+        "fp_free_scenes": fp_free,
+        "mean_iou": float(np.mean(ious)) if ious else float("nan"),
+        "ms_median": 1000 * float(np.median(times)),
+        "ms_p95": 1000 * float(np.percentile(times, 95)),
+        "acc_e2e": right_e2e / n_e2e if n_e2e else None,
+        "acc_crop": right_crop / n_e2e if n_e2e else None,
+        "n_e2e": n_e2e,
+        "multi_all_found": {n: _all_found(detector, v) for n, v in multi.items()},
+    }
+
+
+def _all_found(detector, scenes: list[Scene]) -> float:
+    ok = 0
+    for s in scenes:
+        boxes = [f.box.as_list() for f in detector(s.image)]
+        ok += all(any(_match(b, gt) for b in boxes) for gt, _, _ in s.faces)
+    return ok / max(len(scenes), 1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="../shared/fer2013")
+    p.add_argument("--faces", type=int, default=20, help="FER-2013 test faces per single-face condition")
+    p.add_argument(
+        "--model", default=str(ROOT / "space" / "checkpoints" / "custom-cnn"), help="for end-to-end accuracy"
+    )
+    p.add_argument("--sweep", action="store_true", help="also sweep RetinaFace's score threshold")
+    args = p.parse_args()
+    from fer_hub.data import load_fer2013
+    from fer_hub.faces import HaarDetector, RetinaFaceDetector
+    from fer_hub.predict import Predictor
+
+    torch.set_num_threads(2)
+    data = load_fer2013(args.dataset, log=lambda *_: None)
+    scenes = build_scenes(data, args.faces)
+    n_single = sum(1 for s in scenes if "px" in s.condition)
+    print(
+        f"{len(scenes)} scenes: {n_single} single-face (15 size x tilt conditions + dim light, {args.faces} faces each), "
+        f"10 two-face, 10 three-face, 2 example photos, {len(FACE_FREE)} face-free"
+    )
+    model_ok = (Path(args.model) / "model.safetensors").is_file()
+    detectors = {
+        "haar @320": HaarDetector(),
+        "retinaface @320 only": RetinaFaceDetector(full_size=320),
+        "retinaface @320, then @640 if none": RetinaFaceDetector(hint=1.0),
+        "retinaface @320, then @640 if none or doubtful (default)": RetinaFaceDetector(),
+        "retinaface @640": RetinaFaceDetector(detect_size=640),
+    }
+    results = {}
+    for name, det in detectors.items():
+        predictor = Predictor.from_pretrained(args.model, detector=det) if model_ok else None
+        results[name] = run(det, scenes, predictor)
+    conds = list(next(iter(results.values()))["recall"])
+    names = list(results)
+    print("\nrecall per condition (columns: " + "; ".join(f"[{i}] {n}" for i, n in enumerate(names)) + ")")
+    print(f"{'condition':24s}" + "".join(f"{f'[{i}]':>7s}" for i in range(len(names))))
+    for c in conds:
+        print(f"{c:24s}" + "".join(f"{results[n]['recall'][c]:7.2f}" for n in names))
+    width = max(len(n) for n in names)
+    print("\nsummary:")
+    print(
+        f"{'':{width}s} {'recall':>7s} {'photo':>6s} {'2 faces':>8s} {'3 faces':>8s} {'FP faces':>9s} {'FP free/20':>10s} "
+        f"{'IoU':>5s} {'ms p50':>7s} {'ms p95':>7s} {'acc e2e':>8s} {'acc crop':>8s}"
+    )
+    for name, r in results.items():
+        acc = (
+            f"{r['acc_e2e']:8.3f} {r['acc_crop']:8.3f}"
+            if r["acc_e2e"] is not None
+            else f"{'-':>8s} {'-':>8s}"
+        )
+        print(
+            f"{name:{width}s} {r['recall_all']:7.3f} {r['recall_photo']:6.2f} {r['multi_all_found'][2]:8.2f} {r['multi_all_found'][3]:8.2f} "
+            f"{r['fp_face_scenes']:9d} {r['fp_free_scenes']:10d} {r['mean_iou']:5.2f} {r['ms_median']:7.1f} "
+            f"{r['ms_p95']:7.1f} {acc}"
+        )
+    if model_ok:
+        print(
+            f"(acc e2e: {args.model} on the crops the Predictor makes of the found faces; acc crop: on their original 48x48)"
+        )
+    if args.sweep:
+        print("\nRetinaFace score threshold (default two-pass detector):")
+        for t in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9):
+            r = run(RetinaFaceDetector(score=t), scenes)
+            print(
+                f"  score {t:.1f}: recall {r['recall_all']:.3f}, 2 faces {r['multi_all_found'][2]:.2f}, "
+                f"FP in face scenes {r['fp_face_scenes']}, FP in 20 face-free {r['fp_free_scenes']}"
+            )
+
+
+if __name__ == "__main__":
+    main()

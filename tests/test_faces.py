@@ -1,0 +1,131 @@
+"""Face detection, alignment and tracking: real photos, synthetic geometry, the fallback pass."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from fer_hub.align import FER_FRAMING, aligned_square, crop_aligned, eye_geometry
+from fer_hub.faces import FaceDetector, HaarDetector, RetinaFaceDetector
+from fer_hub.tracking import FaceTracker, iou
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "space" / "examples"
+
+
+@pytest.fixture(scope="module")
+def retina() -> RetinaFaceDetector:
+    return RetinaFaceDetector()
+
+
+def photo(name: str = "astronaut.jpg") -> Image.Image:
+    return Image.open(EXAMPLES / name).convert("RGB")
+
+
+def test_retinaface_finds_the_face_with_landmarks_in_their_places(retina):
+    (face,) = retina(photo())
+    x, y, w, h = face.box.as_list()
+    assert 150 < x + w / 2 < 300 and 50 < y + h / 2 < 200 and face.score > 0.9
+    left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
+    assert left_eye[0] < nose[0] < right_eye[0]  # eyes either side of the nose
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])  # eyes, nose, mouth
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in face.landmarks)
+
+
+@pytest.mark.parametrize("tilt", [-30, 30])
+def test_a_tilted_face_is_found_and_its_tilt_measured(retina, tilt):
+    tilted = photo().rotate(tilt, expand=True, fillcolor=(90, 90, 90))
+    (face,) = retina(tilted)
+    _, _, angle = eye_geometry(face.landmarks)
+    # PIL rotates counter-clockwise: the eye line then falls to the left (a negative angle for +30).
+    assert np.sign(math.degrees(angle)) == -np.sign(tilt) and abs(math.degrees(angle)) > 10
+
+
+def test_two_faces_are_both_found_largest_first(retina):
+    faces = retina(photo("two_faces.jpg"))
+    assert len(faces) == 2 and faces[0].box.area >= faces[1].box.area
+    assert {f.box.x < 512 for f in faces} == {True, False}
+
+
+def test_a_face_too_small_for_the_fast_pass_is_found_by_the_full_size_pass(retina):
+    canvas = Image.new("RGB", (1600, 1200), (90, 90, 90))
+    canvas.paste(photo().resize((300, 300)), (650, 450))  # the face is ~60 px tall
+    assert RetinaFaceDetector(full_size=320)(canvas) == []  # at 320 px it is 12 px: nothing
+    (face,) = retina(canvas)
+    assert 650 < face.box.x + face.box.w / 2 < 950
+
+
+def test_no_face_in_a_face_free_photo(retina):
+    from skimage import data
+
+    assert retina(Image.fromarray(data.coffee())) == []
+    assert retina(Image.new("RGB", (640, 480), (128, 128, 128))) == []
+
+
+def test_haar_stays_selectable_and_unknown_detectors_are_refused():
+    assert isinstance(FaceDetector("haar"), HaarDetector)
+    (face,) = FaceDetector("haar")(photo())
+    assert face.landmarks is None and 150 < face.box.x + face.box.w / 2 < 300
+    with pytest.raises(ValueError, match="unknown face detector 'yolo'"):
+        FaceDetector("yolo")
+
+
+def synthetic_face(eyes: tuple[tuple[float, float], tuple[float, float]], size=(400, 300)) -> Image.Image:
+    im = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(im)
+    for x, y in eyes:
+        draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=255)
+    return im
+
+
+def landmarks(eyes) -> np.ndarray:
+    (lx, ly), (rx, ry) = eyes
+    cx, cy = (lx + rx) / 2, (ly + ry) / 2
+    return np.array([[lx, ly], [rx, ry], [cx, cy + 30], [lx, cy + 60], [rx, cy + 60]], float)
+
+
+@pytest.mark.parametrize("angle_deg", [0, 25, -40])
+def test_the_aligned_crop_puts_level_eyes_where_fer_2013_has_them(angle_deg):
+    a = math.radians(angle_deg)
+    centre, half = np.array([200.0, 150.0]), 30.0
+    eyes = tuple(tuple(centre + s * half * np.array([math.cos(a), math.sin(a)])) for s in (-1, 1))
+    crop = np.asarray(crop_aligned(synthetic_face(eyes), landmarks(eyes)), float)
+    side = crop.shape[0]
+    assert side == round(2 * half / FER_FRAMING.eye_distance)  # eyes as far apart as in FER-2013
+    ys, xs = np.nonzero(crop > 128)
+    left, right = xs < side / 2, xs >= side / 2
+    for part, expected_x in ((left, FER_FRAMING.eye_x - FER_FRAMING.eye_distance / 2),
+                             (right, FER_FRAMING.eye_x + FER_FRAMING.eye_distance / 2)):  # fmt: skip
+        assert xs[part].mean() / side == pytest.approx(expected_x, abs=0.02)
+        assert ys[part].mean() / side == pytest.approx(FER_FRAMING.eye_y, abs=0.02)  # level, at FER's height
+
+
+def test_aligned_square_geometry():
+    eyes = ((100.0, 100.0), (140.0, 100.0))
+    centre, side, angle = aligned_square(landmarks(eyes))
+    assert angle == 0 and side == pytest.approx(40 / FER_FRAMING.eye_distance)
+    assert centre[0] == pytest.approx(120 + (0.5 - FER_FRAMING.eye_x) * side)
+    assert centre[1] == pytest.approx(100 + (0.5 - FER_FRAMING.eye_y) * side)
+
+
+def test_tracker_keeps_ids_survives_misses_and_smooths():
+    t = FaceTracker(iou_threshold=0.3, max_missed=2, smoothing=0.5)
+    a, b = np.eye(7)[3], np.eye(7)[4]
+    first = t.update([[0, 0, 100, 100], [300, 0, 100, 100]], [a, b])
+    assert [tr.id for tr in first] == [1, 2]
+    # Faces move a little and come in the other order: same ids, probabilities averaged.
+    second = t.update([[310, 5, 100, 100], [5, 5, 100, 100]], [a, b])
+    assert [tr.id for tr in second] == [2, 1]
+    assert second[1].probs == pytest.approx(0.5 * a + 0.5 * b)
+    # Face 2 vanishes for two updates (kept), then three (dropped); a new face gets a new id.
+    t.update([[5, 5, 100, 100]], [a])
+    t.update([[5, 5, 100, 100]], [a])
+    assert {tr.id for tr in t.tracks} == {1, 2}
+    t.update([[5, 5, 100, 100]], [a])
+    assert {tr.id for tr in t.tracks} == {1}
+    (new,) = t.update([[5, 5, 100, 100], [300, 300, 80, 80]], [a, b])[1:]
+    assert new.id == 3
+    assert iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(1 / 3)
