@@ -23,6 +23,7 @@ __all__ = [
     "summary",
     "legend",
     "smoothed",
+    "live_status",
     "video_stride",
     "video_summary",
     "MAX_ANALYSED_FRAMES",
@@ -205,3 +206,14 @@ def video_summary(tracks: list[dict], every: int, fps: float) -> str:
             *rows,
         ]
     )
+
+
+def live_status(result: dict) -> str:
+    """One line under the live view: what is in front of the camera right now."""
+    if not result["face_found"]:
+        return "No face in view: face the camera, in good light, close enough to fill a tenth of the picture."
+    faces = result["faces"]
+    top = faces[0]
+    more = f" (+{len(faces) - 1} more)" if len(faces) > 1 else ""
+    unsure = ", uncertain" if top.get("uncertain") else ""
+    return f"**{top['label']}** {top['probabilities'][top['label']]:.0%}{unsure}, smoothed over the last frames{more}"

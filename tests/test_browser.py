@@ -57,3 +57,62 @@ def test_upload_shows_boxed_faces_and_the_probability_chart(served, tmp_path):
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def write_y4m(path: Path, frames: int = 60) -> Path:
+    """A fake-camera clip (raw Y4M, 4:2:0): the astronaut drifting across a gray 640x480 frame."""
+    import numpy as np
+    from PIL import Image
+
+    face = Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("RGB").resize((360, 360))
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            frame = Image.new("RGB", (640, 480), (90, 90, 90))
+            frame.paste(face, (100 + (i % 30) * 3, 60))
+            y, u, v = (np.asarray(c, dtype=np.float32) for c in frame.convert("YCbCr").split())
+            f.write(b"FRAME\n" + y.astype(np.uint8).tobytes())
+            for c in (u, v):  # chroma at half resolution, averaged over 2x2 blocks
+                f.write(c.reshape(240, 2, 320, 2).mean(axis=(1, 3)).round().astype(np.uint8).tobytes())
+    return path
+
+
+def test_live_webcam_tab_boxes_the_face_and_keeps_updating(served, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    _, url = served
+    clip = write_y4m(tmp_path / "cam.y4m")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--headless=new",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={clip}",
+            ],
+        )
+        try:
+            context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1200})
+            page = context.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_role("tab", name="Live webcam").click()
+            panel = page.locator("[role=tabpanel]:visible")
+            panel.get_by_text("Click to Access Webcam").click()
+            panel.locator("button[aria-label='capture photo']").click()  # start streaming
+            # The status line names the (smoothed) expression of the face it boxes.
+            expect(panel.get_by_text("smoothed over the last frames")).to_be_visible(timeout=60_000)
+            out = panel.locator("img").last
+            sources = set()
+            for _ in range(20):  # the output frame keeps changing while the camera streams
+                sources.add(out.get_attribute("src"))
+                page.wait_for_timeout(250)
+            assert len(sources) >= 3
+        finally:
+            browser.close()

@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import free_port
+
+from fer_hub import EMOTIONS
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,9 +84,13 @@ def test_ui_functions_return_boxes_chart_table_and_summary(served):
     assert explained.size == boxed.size and explained.tobytes() != boxed.tobytes()
     assert app.analyze(None, "custom-cnn")[3].startswith("Upload a photo")
     still = __import__("numpy").asarray(Image.open(EXAMPLE).resize((640, 480)))
-    frame, live_chart, tracker = app.live(still, "custom-cnn", None)
-    assert frame.size == (640, 480) and len(live_chart) in (0, 7)
-    assert app.live(None, "custom-cnn", tracker) == (None, {}, tracker)
+    frame, bars, status, tracker = app.live(still, "custom-cnn", None)
+    assert frame.size == (640, 480) and list(bars["expression"]) == list(EMOTIONS)  # fixed order
+    assert bars["probability"].sum() == pytest.approx(1, abs=1e-5) and "smoothed" in status
+    none, _, status, same = app.live(None, "custom-cnn", tracker)
+    assert none is None and same is tracker
+    _, bars, status, _ = app.live(np.full((480, 640, 3), 128, np.uint8), "custom-cnn", tracker)
+    assert status.startswith("No face in view") and bars["probability"].sum() == 0
 
 
 def test_live_view_keeps_one_track_per_face_and_smooths_its_probabilities(served):
@@ -93,8 +100,8 @@ def test_live_view_keeps_one_track_per_face_and_smooths_its_probabilities(served
     still = np.asarray(Image.open(EXAMPLE))
     tracker, charts = None, []
     for _ in range(3):
-        _, chart, tracker = app.live(still, "custom-cnn", tracker)
-        charts.append(chart)
+        _, bars, _, tracker = app.live(still, "custom-cnn", tracker)
+        charts.append(list(bars["probability"]))
     assert [t.id for t in tracker.tracks] == [1] and tracker.tracks[0].hits == 3
     assert charts[-1] == pytest.approx(charts[0], abs=1e-6)  # the same face: the average stays put
 
