@@ -25,6 +25,7 @@ from components import CsvFileOutput, ImageFileInput, PhotoInput, ResultJSON, Vi
 
 from fer_hub.draw import annotate  # noqa: E402
 from fer_hub.images import ImageError  # noqa: E402
+from fer_hub.labels import EMOTIONS  # noqa: E402
 from fer_hub.plots import plot_tracks  # noqa: E402
 from fer_hub.predict import Predictor  # noqa: E402
 from fer_hub.service import (  # noqa: E402
@@ -38,7 +39,6 @@ from fer_hub.service import (  # noqa: E402
     video_stride,
     video_summary,
 )
-from fer_hub.labels import EMOTIONS  # noqa: E402
 from fer_hub.tracking import FaceTracker  # noqa: E402
 from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary  # noqa: E402
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import free_port
+from PIL import Image
 
 from fer_hub import EMOTIONS
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "space" / "examples" / "astronaut.jpg"
