@@ -1,11 +1,12 @@
 """Inference speed on the CPU: one photo at a time, crops in batches, and the Space under load.
 
-    python benchmarks/bench_predict.py                  # photo latency + batch throughput
+    python benchmarks/bench_predict.py                  # photo latency + classifier throughput
     python benchmarks/bench_predict.py --clients 8      # + 8 concurrent gradio_client users
 
-Photo: skimage's astronaut (one face) on a 640x480 canvas. Model: CustomCNN from
-space/checkpoints/custom-cnn when it exists, else a randomly initialised one (speed does not
-depend on the weights). Prints median and p95 milliseconds and crops/s.
+Photo: skimage's astronaut (one face) on a 640x480 canvas, through the whole Predictor with each
+face detector (Haar, RetinaFace) and each classifier backend (torch, onnxruntime), decoded and
+from JPEG bytes. Model: the shipped checkpoints when they exist, else randomly initialised ones
+(speed does not depend on the weights). Stop any training run first: it shares the cores.
 """
 
 from __future__ import annotations
@@ -51,66 +52,38 @@ def checkpoints(tmp: Path) -> Path:
 
 
 def bench_photo(ckpt: Path, repeats: int) -> None:
+    """One 640x480 photo with one face through the whole Predictor, per detector and classifier
+    backend, with the image already decoded and with JPEG decoding included."""
+    import io
+
     from fer_hub import Predictor
 
-    predictor = Predictor.from_pretrained(ckpt / "custom-cnn")
     photo = photo_640x480()
-    for _ in range(10):  # warm-up: first calls allocate and pick kernels
-        result = predictor(photo)
-    assert result["face_found"] and len(result["faces"]) == 1, result
-    times, det = [], []
-    gray = photo.convert("L")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        predictor(photo)
-        times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        predictor.detector(gray)
-        det.append(time.perf_counter() - t0)
-    print(
-        f"photo 640x480, 1 face, CustomCNN: median {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms "
-        f"(face detection alone: median {pct(det, 50):.1f} ms) over {repeats} calls"
-    )
-    # The Space's live webcam tab uses a coarser detector (webcam faces are large).
-    from fer_hub.faces import FaceDetector
-
-    live = Predictor(predictor.model, detector=FaceDetector(detect_size=240, min_face=0.2))
-    if not live(photo)["face_found"]:
-        print("live-webcam settings (detect_size 240, min_face 0.2): the face in this photo is NOT found")
-    live_times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        live(photo)
-        live_times.append(time.perf_counter() - t0)
-    print(
-        f"live-webcam settings (detect_size 240, min_face 0.2): median {pct(live_times, 50):.1f} ms, "
-        f"p95 {pct(live_times, 95):.1f} ms, i.e. up to {1000 / pct(live_times, 50):.0f} frames/s of compute"
-    )
+    buf = io.BytesIO()
+    photo.save(buf, format="JPEG", quality=90)
+    jpeg, array = buf.getvalue(), np.asarray(photo)
+    print(f"photo 640x480 (skimage astronaut), one face, CustomCNN, {repeats} calls after 10 warm-up:")
+    for detector in ("haar", "retinaface"):
+        for backend in ("torch", "onnx"):
+            predictor = Predictor.from_pretrained(ckpt / "custom-cnn", detector=detector, backend=backend)
+            for _ in range(10):  # warm-up: first calls allocate and pick kernels
+                result = predictor(array)
+            assert result["face_found"] and len(result["faces"]) == 1, result
+            figures = []
+            for what, image in (("decoded", array), ("JPEG bytes", jpeg)):
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    predictor(image)
+                    times.append(time.perf_counter() - t0)
+                figures.append(f"{what}: median {pct(times, 50):5.1f} ms, p95 {pct(times, 95):5.1f} ms")
+            print(f"  {detector:10s} + {backend:5s} classifier | " + " | ".join(figures))
+    predictor = Predictor.from_pretrained(ckpt / "custom-cnn")
     crops = [photo.crop((170, 40, 400, 270))] * 64
-    predictor.classify(crops)
-    t0 = time.perf_counter()
-    n = 20
-    for _ in range(n):
-        predictor.classify(crops)
-    dt = time.perf_counter() - t0
-    print(f"classification, batches of 64 crops: {64 * n / dt:,.0f} crops/s (torch)")
-    bench_onnx(ckpt, photo, crops, repeats)
-
-
-def bench_onnx(ckpt: Path, photo: Image.Image, crops: list, repeats: int) -> None:
-    """The same model exported to ONNX and run by onnxruntime, against torch."""
-    from fer_hub import Predictor, load_model
-    from fer_hub.onnx_model import export_onnx
-
     for name in ("custom-cnn", "cnn-model2"):
-        onnx_file = Path(tempfile.mkdtemp()) / f"{name}.onnx"
-        export_onnx(load_model(ckpt / name), onnx_file)
-        runs = {
-            "torch": Predictor.from_pretrained(ckpt / name),
-            "onnxruntime": Predictor.from_pretrained(onnx_file),
-        }
         figures = []
-        for backend, pred in runs.items():
+        for backend in ("torch", "onnx"):
+            pred = Predictor.from_pretrained(ckpt / name, backend=backend)
             for _ in range(5):
                 pred.classify(crops)
             t0 = time.perf_counter()
@@ -122,10 +95,8 @@ def bench_onnx(ckpt: Path, photo: Image.Image, crops: list, repeats: int) -> Non
                 t0 = time.perf_counter()
                 pred.classify(crops[:1])
                 single.append(time.perf_counter() - t0)
-            figures.append(
-                f"{backend} {batch:,.0f} crops/s in batches of 64, {pct(single, 50):.2f} ms for one crop"
-            )
-        print(f"{name}: " + "; ".join(figures))
+            figures.append(f"{backend} {batch:,.0f} crops/s in batches of 64, {pct(single, 50):.2f} ms for one crop")
+        print(f"classifier {name}: " + "; ".join(figures))
 
 
 def bench_clients(ckpt: Path, clients: int, requests: int) -> None:

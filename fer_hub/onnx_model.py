@@ -107,6 +107,7 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer_hub.retinaface
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         if "fer_hub.labels" not in meta:
@@ -120,6 +121,16 @@ class OnnxClassifier:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().cpu().float().numpy())
         return torch.from_numpy(self.session.run(["logits"], {"image": arr})[0])
+
+    @classmethod
+    def from_torch(cls, model: torch.nn.Module, *, threads: int | None = None) -> OnnxClassifier:
+        """Export `model` (parity-checked) to a temporary file and load it."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(model, path)
+            return cls(path, threads=threads)  # the session holds the model in memory
 
     # The Predictor treats its model like an nn.Module; these keep that contract.
     def to(self, *_args, **_kwargs) -> OnnxClassifier:

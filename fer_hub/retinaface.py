@@ -80,6 +80,9 @@ class RetinaFace:
         if threads:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # onnxruntime's threads spin for a while after each run by default, stealing the cores
+        # from the classifier that runs right after: measured 3x slower classification.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(WEIGHTS), options, providers=["CPUExecutionProvider"])
         self.nms_threshold = nms_threshold
         self._lock = threading.Lock()  # run() is thread-safe; the lock only keeps latency sane
