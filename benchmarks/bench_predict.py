@@ -95,7 +95,9 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
                 t0 = time.perf_counter()
                 pred.classify(crops[:1])
                 single.append(time.perf_counter() - t0)
-            figures.append(f"{backend} {batch:,.0f} crops/s in batches of 64, {pct(single, 50):.2f} ms for one crop")
+            figures.append(
+                f"{backend} {batch:,.0f} crops/s in batches of 64, {pct(single, 50):.2f} ms for one crop"
+            )
         print(f"classifier {name}: " + "; ".join(figures))
 
 

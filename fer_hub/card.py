@@ -52,6 +52,11 @@ def _augmentation_text(config: dict) -> str:
         else "the weights of the best epoch on validation are shipped"
     )
     stopping = f"early stopping (patience {config['patience']}); " if config.get("patience") else ""
+    if config.get("teacher"):
+        stopping += (
+            f"distilled from `{config['teacher']}` (weight {config['distill']:g}, temperature "
+            f"{config['distill_temperature']:g}, its flip-averaged soft targets); "
+        )
     return (
         f"Augmentation (per image, in batch on the device): {', '.join(aug)}. Cross-entropy with "
         f"label smoothing {config['label_smoothing']:g}; {stopping}{selection}."
@@ -176,6 +181,8 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         "warmup",
         "patience",
         "ema",
+        "teacher",
+        "distill",
         "rotation",
         "scale",
         "erase",
@@ -186,7 +193,7 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         "limit",
     )
     # .get: folders written before a setting existed say what that run used, the default
-    defaults = {"ema": 0.0, "rotation": 10.0, "scale": 0.0, "erase": 0.0}
+    defaults = {"ema": 0.0, "rotation": 10.0, "scale": 0.0, "erase": 0.0, "teacher": None, "distill": 0.5}
     recipe = "\n".join(f"| `{k}` | {config.get(k, defaults.get(k))} |" for k in recipe_keys)
     augmentation = _augmentation_text({**defaults, **config})
     notes = "".join(f"- {n}\n" for n in metrics.get("data_notes", []))

@@ -148,7 +148,9 @@ class Predictor:
             return torch.cat(
                 [
                     gradcam(
-                        self.torch_model, preprocess(list(crops[i : i + 64])).to(self.device), target[i : i + 64]
+                        self.torch_model,
+                        preprocess(list(crops[i : i + 64])).to(self.device),
+                        target[i : i + 64],
                     )
                     for i in range(0, len(crops), 64)
                 ]

@@ -150,7 +150,9 @@ def test_export_writes_onnx_that_matches_torch(name, tiny_checkpoints, tmp_path,
     # The Predictor runs it through onnxruntime with the same results as torch.
     a = Predictor.from_pretrained(onnx_file)(ASTRONAUT)["faces"][0]["probabilities"]
     b = Predictor.from_pretrained(tiny_checkpoints / name)(ASTRONAUT)["faces"][0]["probabilities"]
-    c = Predictor.from_pretrained(tiny_checkpoints / name, backend="onnx")(ASTRONAUT, explain=True)["faces"][0]
+    c = Predictor.from_pretrained(tiny_checkpoints / name, backend="onnx")(ASTRONAUT, explain=True)["faces"][
+        0
+    ]
     assert a == pytest.approx(b, abs=1e-4) and c["probabilities"] == pytest.approx(b, abs=1e-4)
     assert len(c["saliency"]) == 48  # explanations still come from the torch model
     with pytest.raises(ValueError, match="explanation maps need the PyTorch model"):

@@ -273,3 +273,19 @@ def test_smoke_run_on_full_fer2013_learns_something(shared_fer, tmp_path):
     cfg = TrainConfig(dataset=str(shared_fer), epochs=1, limit=2000, output=str(tmp_path / "o"))
     result = train(cfg, log=lambda *_: None)
     assert result.metrics["validation"]["accuracy"] > 0.2  # chance is 1/7 = 0.14
+
+
+def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp_path):
+    teacher = write_model_folder(
+        train(quick(tiny_fer, tmp_path, epochs=2), log=lambda *_: None), tmp_path / "t"
+    )
+    logs = []
+    cfg = quick(tiny_fer, tmp_path, epochs=1, teacher=str(teacher), output=str(tmp_path / "s"))
+    result = train(cfg, log=logs.append)
+    assert any("[distill] soft targets from" in str(line) for line in logs)
+    assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # finite, not NaN
+    card = write_model_folder(result, tmp_path / "student") / "README.md"
+    assert "distilled from" in card.read_text()
+    bad = quick(tiny_fer, tmp_path, epochs=1, teacher=str(tmp_path / "nope"), output=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="--teacher"):
+        train(bad, log=lambda *_: None)

@@ -1,0 +1,60 @@
+"""Print the results tables of README.md and MODEL_CARD.md from the shipped metrics.json files.
+
+python scripts/results_table.py            # markdown, for pasting
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = {"custom-cnn": "CustomCNN", "cnn-model2": "CnnModel2"}
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def main() -> None:
+    shipped = {n: ROOT / "space" / "checkpoints" / n / "metrics.json" for n in NAMES}
+    rows = {n: json.loads(p.read_text()) for n, p in shipped.items() if p.is_file()}
+    print(
+        "| model | split | accuracy | accuracy (flip TTA) | macro-F1 | epochs (best) | training | hardware |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for n, m in rows.items():
+        for split in ("validation", "test"):
+            s = m[split]
+            print(
+                f"| {NAMES[n]} | {split} | {pct(s['accuracy'])} | {pct(s['accuracy_tta'])} | {s['macro_f1']:.4f} | "
+                f"{m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 3600:.2f} h | {m['hardware']} |"
+            )
+    print("\nPer-class F1 on test:\n")
+    classes = list(next(iter(rows.values()))["test"]["per_class"]) if rows else []
+    print("| model | " + " | ".join(classes) + " |")
+    print("|---|" + "---|" * len(classes))
+    for n, m in rows.items():
+        print(
+            f"| {NAMES[n]} | " + " | ".join(f"{m['test']['per_class'][c]['f1']:.3f}" for c in classes) + " |"
+        )
+    print("\nCalibration on test (temperature fitted on validation):\n")
+    print(
+        "| model | temperature | ECE before -> after | NLL before -> after | uncertain below | test coverage (accuracy of kept) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for n, m in rows.items():
+        c = m.get("calibration")
+        if not c:
+            print(f"| {NAMES[n]} | not calibrated | | | | |")
+            continue
+        t = c["test"]
+        kept = f"{t['accuracy_kept']:.1%}" if t["accuracy_kept"] is not None else "-"
+        print(
+            f"| {NAMES[n]} | {c['temperature']:.3f} | {t['ece_before']:.4f} -> {t['ece_after']:.4f} | "
+            f"{t['nll_before']:.4f} -> {t['nll_after']:.4f} | {c['uncertain_below']:.3f} | {t['coverage']:.1%} ({kept}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
