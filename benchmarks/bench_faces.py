@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
+from fer_hub.tracking import iou
+
 ROOT = Path(__file__).resolve().parents[1]
 W, H = 640, 480
 BACKGROUNDS = [
@@ -139,12 +141,6 @@ def _match(det, gt) -> bool:
     return gx <= cx <= gx + gw and gy <= cy <= gy + gh and 0.15 <= (w * h) / (gw * gh) <= 1.5
 
 
-def _iou(a, b) -> float:
-    from fer_hub.tracking import iou
-
-    return iou(a, b)
-
-
 def run(detector, scenes: list[Scene], predictor=None) -> dict:
     """Recall per condition, false positives, IoU of matches, end-to-end accuracy, ms."""
     per_cond: dict[str, list[int]] = {}
@@ -156,6 +152,9 @@ def run(detector, scenes: list[Scene], predictor=None) -> dict:
         found = detector(scene.image)
         times.append(time.perf_counter() - t0)
         boxes = [f.box.as_list() for f in found]
+        # The Predictor's crops, one per detection in the same order (it runs the same detector).
+        labelled = predictor is not None and any(crop is not None for _, _, crop in scene.faces)
+        crops = predictor.find_faces(scene.image)[3] if labelled and found else []
         used = set()
         hits = []
         for gt, label, crop in scene.faces:
@@ -163,17 +162,12 @@ def run(detector, scenes: list[Scene], predictor=None) -> dict:
             hits.append(j is not None)
             if j is not None:
                 used.add(j)
-                ious.append(_iou(boxes[j], gt))
-                if predictor is not None and crop is not None:
-                    faces = predictor.find_faces(scene.image)
-                    # classify the crop the Predictor made for this detection
-                    k = next(k for k, b in enumerate(faces[1]) if _match(b.as_list(), gt))
-                    p = predictor.classify([faces[3][k]]).argmax(-1).item()
+                ious.append(iou(boxes[j], gt))
+                if crops and crop is not None:
+                    p = predictor.classify([crops[j]]).argmax(-1).item()
                     q = predictor.classify([Image.fromarray(crop)]).argmax(-1).item()
-                    from fer_hub.labels import EMOTIONS
-
-                    right_e2e += EMOTIONS[p] == EMOTIONS[label]
-                    right_crop += EMOTIONS[q] == EMOTIONS[label]
+                    right_e2e += p == label
+                    right_crop += q == label
                     n_e2e += 1
         if scene.faces:
             per_cond.setdefault(scene.condition, []).extend(hits)

@@ -32,7 +32,6 @@ __all__ = [
     "coverage_curve",
     "calibration_report",
     "calibrate_folder",
-    "logits_of",
 ]
 
 # Accuracy the faces *not* flagged uncertain should reach (chosen on validation). FER-2013's own
@@ -60,15 +59,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> float:
     """Top-label ECE with `bins` equal-width confidence bins: sum over bins of
     (share of samples) x |accuracy - mean confidence|."""
-    conf, pred = probs.max(-1)
-    correct = (pred == labels).double()
-    edges = torch.linspace(0, 1, bins + 1, dtype=probs.dtype)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        in_bin = (conf > lo) & (conf <= hi)
-        if in_bin.any():
-            ece += in_bin.double().mean() * (correct[in_bin].mean() - conf[in_bin].double().mean()).abs()
-    return float(ece)
+    table = reliability_bins(probs, labels, bins)
+    return float(sum(b["n"] / len(labels) * abs(b["accuracy"] - b["confidence"]) for b in table if b["n"]))
 
 
 def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> list[dict]:
@@ -134,32 +126,25 @@ def calibration_report(
     t = fit_temperature(val_logits, y_val)
     val_probs = (val_logits / t).softmax(-1)
     threshold = uncertain_threshold(val_probs, y_val, target)
-    kept = val_probs.max(-1).values >= threshold
+    (val_kept,) = coverage_curve(val_probs, y_val, [threshold])
     report = {
         "temperature": t,
         "fitted_on": "validation",
         "ece_bins": ECE_BINS,
         "uncertain_below": threshold,
         "target_accuracy": target,
-        "validation": {
-            "coverage": float(kept.double().mean()),
-            "accuracy_kept": float((val_probs.argmax(-1) == y_val)[kept].double().mean())
-            if kept.any()
-            else None,
-        },
+        "validation": {"coverage": val_kept["coverage"], "accuracy_kept": val_kept["accuracy"]},
     }
     if test_logits is not None:
         before, after = test_logits.softmax(-1), (test_logits / t).softmax(-1)
-        kept = after.max(-1).values >= threshold
+        (test_kept,) = coverage_curve(after, y_test, [threshold])
         report["test"] = {
             "ece_before": expected_calibration_error(before, y_test),
             "ece_after": expected_calibration_error(after, y_test),
             "nll_before": float(F.cross_entropy(test_logits.double(), y_test)),
             "nll_after": float(F.cross_entropy(test_logits.double() / t, y_test)),
-            "coverage": float(kept.double().mean()),
-            "accuracy_kept": float((after.argmax(-1) == y_test)[kept].double().mean())
-            if kept.any()
-            else None,
+            "coverage": test_kept["coverage"],
+            "accuracy_kept": test_kept["accuracy"],
             "coverage_accuracy": coverage_curve(after, y_test),
             "reliability_before": reliability_bins(before, y_test),
             "reliability_after": reliability_bins(after, y_test),
@@ -171,25 +156,17 @@ def calibration_report(
 # calibrating a model folder
 
 
-@torch.inference_mode()
-def logits_of(model, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits (N, 7) of `model` on uint8 images (N, 1, 48, 48), on the CPU, in eval mode."""
-    from .preprocess import normalize
-
-    model.eval()
-    return torch.cat([model(normalize(x[i : i + batch_size])).float() for i in range(0, len(x), batch_size)])
-
-
 def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
     from .card import refresh_model_card
+    from .evaluate import predict_logits
     from .models import load_model
     from .plots import plot_reliability
 
     folder = Path(folder)
     model = load_model(folder)
-    val_logits = logits_of(model, data.x_val)
-    test_logits = None if data.x_test is None else logits_of(model, data.x_test)
+    val_logits = predict_logits(model, data.x_val)
+    test_logits = None if data.x_test is None else predict_logits(model, data.x_test)
     report = calibration_report(val_logits, data.y_val, test_logits, data.y_test)
     write_calibration(folder, report)
     if "test" in report:

@@ -72,9 +72,9 @@ def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(rows, indent=1))
     if csv_out or not json_out:
-        out = open(csv_out, "w", newline="") if csv_out else sys.stdout  # noqa: SIM115
         if csv_out:
             Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
+        out = open(csv_out, "w", newline="") if csv_out else sys.stdout  # noqa: SIM115
         try:
             writer = csv.DictWriter(out, fieldnames=columns)
             writer.writeheader()

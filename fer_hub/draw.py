@@ -21,12 +21,12 @@ COLORS = {
 UNCERTAIN_COLOR = (128, 128, 128)  # a face the model is not confident about: gray, label with "?"
 
 
-def annotate(image, result: dict, *, max_side: int | None = 1280, saliency: bool = True) -> Image.Image:
+def annotate(image, result: dict, *, max_side: int | None = 1280) -> Image.Image:
     """Return an RGB copy of `image` with each face of a Predictor `result` boxed and labelled.
 
     `max_side` downsizes big photos first (the browser shows them small anyway). Faces that
     carry a "saliency" map (Predictor(..., explain=True)) get it overlaid as a heat map on the
-    region the network saw, unless `saliency=False`.
+    region the network saw.
     """
     im = load_image(image, mode="RGB")
     scale = 1.0
@@ -34,12 +34,9 @@ def annotate(image, result: dict, *, max_side: int | None = 1280, saliency: bool
         scale = max_side / max(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
     faces = result["faces"] if result["face_found"] else []
-    if saliency:
-        for face in faces:
-            if "saliency" in face:
-                _overlay(
-                    im, face["saliency"], [v * scale for v in face["crop_box"]], face.get("crop_angle", 0.0)
-                )
+    for face in faces:
+        if "saliency" in face:
+            _overlay(im, face["saliency"], [v * scale for v in face["crop_box"]], face.get("crop_angle", 0.0))
     draw = ImageDraw.Draw(im)
     size = max(12, round(min(im.size) / 28))
     try:

@@ -9,25 +9,22 @@ from tqdm.auto import tqdm
 from .labels import EMOTIONS
 from .preprocess import normalize
 
-__all__ = ["predict_proba", "classification_metrics", "evaluate"]
+__all__ = ["predict_logits", "predict_proba", "classification_metrics", "evaluate"]
 
 
 @torch.inference_mode()
-def predict_proba(
+def predict_logits(
     model: nn.Module,
     x: torch.Tensor,
     *,
     batch_size: int = 256,
-    tta: bool = False,
     device: torch.device | str | None = None,
     autocast_dtype: torch.dtype | None = None,
     progress: str | None = None,
 ) -> torch.Tensor:
-    """Class probabilities (N, 7) for uint8 images (N, 1, 48, 48), on the CPU.
+    """Float32 logits (N, 7) for uint8 images (N, 1, 48, 48), on the CPU, in eval mode.
 
-    `tta=True` averages the probabilities of each image and its horizontal mirror. `progress`,
-    if given, labels a progress bar (shown on a terminal only).
-    """
+    `progress`, if given, labels a progress bar (shown on a terminal only)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -38,12 +35,18 @@ def predict_proba(
     for i in starts:
         xb = normalize(x[i : i + batch_size].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            p = model(xb).float().softmax(-1)
-            if tta:
-                p = (p + model(xb.flip(-1)).float().softmax(-1)) / 2
-        out.append(p.cpu())
+            out.append(model(xb).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, len(EMOTIONS))
+
+
+def predict_proba(model: nn.Module, x: torch.Tensor, *, tta: bool = False, **kwargs) -> torch.Tensor:
+    """Class probabilities (N, 7) for uint8 images (N, 1, 48, 48), on the CPU; keyword
+    arguments as `predict_logits`. `tta=True` averages each image's and its mirror's."""
+    p = predict_logits(model, x, **kwargs).softmax(-1)
+    if tta:
+        p = (p + predict_logits(model, x.flip(-1), **kwargs).softmax(-1)) / 2
+    return p
 
 
 def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EMOTIONS) -> dict:

@@ -61,11 +61,6 @@ class Face:
     landmarks: np.ndarray | None = None
     score: float = 1.0
 
-    def scaled(self, s: float) -> Face:
-        b = self.box
-        box = Box(round(b.x * s), round(b.y * s), round(b.w * s), round(b.h * s))
-        return Face(box, None if self.landmarks is None else self.landmarks * s, self.score)
-
 
 class Detector(Protocol):
     kind: str
@@ -122,7 +117,7 @@ class RetinaFaceDetector:
         return sorted(faces, key=lambda f: f.box.area, reverse=True)
 
     def _pass(self, rgb: Image.Image, size: int, score: float) -> list[Face]:
-        small, scale = _shrunk(rgb, size)
+        small, scale = shrink(rgb, size)
         out = []
         for d in self.net(np.asarray(small), score):
             x, y, bw, bh = (v / scale for v in d.box)
@@ -182,7 +177,7 @@ class HaarDetector:
         cascade = getattr(self._local, "cascade", None)
         if cascade is None:  # CascadeClassifier keeps scratch buffers: never share one across threads
             cascade = self._local.cascade = self._new_cascade()
-        small, scale = _shrunk(gray, self.detect_size)
+        small, scale = shrink(gray, self.detect_size)
         arr = np.asarray(small)
         if min(arr.shape) < 24:  # smaller than the cascade's window: nothing to find
             return []
@@ -201,14 +196,14 @@ class HaarDetector:
 DETECTORS = {"retinaface": RetinaFaceDetector, "haar": HaarDetector}
 
 
-def _shrunk(image: Image.Image, size: int) -> tuple[Image.Image, float]:
+def shrink(image: Image.Image, size: int, reducing_gap: float = 2.0) -> tuple[Image.Image, float]:
     """`image` with its longer side at most `size` (never enlarged), and the scale applied."""
     w, h = image.size
     scale = min(1.0, size / max(w, h))
     if scale == 1.0:
         return image, 1.0
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return image.resize(new, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
+    return image.resize(new, Image.Resampling.BILINEAR, reducing_gap=reducing_gap), scale
 
 
 def crop_square(box: Box, width: int, height: int, margin: float = 0.1) -> Box:

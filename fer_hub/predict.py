@@ -26,7 +26,7 @@ from PIL import Image
 
 from .align import aligned_square, crop_aligned
 from .explain import gradcam
-from .faces import Box, Detector, FaceDetector, crop_face, crop_square
+from .faces import Box, Detector, FaceDetector, crop_face, crop_square, shrink
 from .images import load_image
 from .labels import EMOTIONS
 from .models import load_model
@@ -183,14 +183,8 @@ class Predictor:
         (`fer_hub.align`); faces without (the Haar detector) are cropped square with a margin."""
         rgb = load_image(image, mode="RGB")
         W, H = rgb.size
-        scale = 1.0
-        if max(W, H) > _WORK_SIZE:
-            scale = max(W, H) / _WORK_SIZE
-            rgb = rgb.resize(
-                (max(1, round(W / scale)), max(1, round(H / scale))),
-                Image.Resampling.BILINEAR,
-                reducing_gap=3.0,
-            )
+        rgb, shrunk = shrink(rgb, _WORK_SIZE, reducing_gap=3.0)
+        scale = 1 / shrunk  # work pixels -> original pixels
         gray = rgb.convert("L")
         faces = self.detector(rgb)
         if not faces:

@@ -13,7 +13,6 @@ nose tip, the left and the right mouth corner.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,9 +35,6 @@ class Detection:
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray
-
-    def scaled(self, s: float) -> Detection:
-        return Detection(tuple(v * s for v in self.box), self.score, self.landmarks * s)
 
 
 @lru_cache(maxsize=16)
@@ -85,7 +81,6 @@ class RetinaFace:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(WEIGHTS), options, providers=["CPUExecutionProvider"])
         self.nms_threshold = nms_threshold
-        self._lock = threading.Lock()  # run() is thread-safe; the lock only keeps latency sane
 
     def __call__(self, rgb: np.ndarray, score_threshold: float) -> list[Detection]:
         """Faces in an RGB uint8 array (H, W, 3), best score first, in its pixel coordinates."""

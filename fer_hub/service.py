@@ -22,7 +22,6 @@ __all__ = [
     "face_rows",
     "summary",
     "legend",
-    "smoothed",
     "live_status",
     "video_stride",
     "video_summary",
@@ -149,30 +148,6 @@ def legend(result: dict) -> str:
     if any(f.get("uncertain") for f in result["faces"]):
         keys.append(f"{swatch(UNCERTAIN_COLOR)} uncertain")
     return "Box colour = predicted expression: " + " &nbsp; ".join(keys)
-
-
-def smoothed(result: dict, tracker, uncertain_below: float = 0.0) -> dict:
-    """`result` with each face's probabilities replaced by its track's moving average (a
-    `fer_hub.tracking.FaceTracker` kept per viewer), label and "uncertain" recomputed, and the
-    track id added: a live view whose labels do not flicker from frame to frame."""
-    import numpy as np
-
-    faces = result["faces"] if result["face_found"] else []
-    probs = [np.array([f["probabilities"][e] for e in EMOTIONS]) for f in faces]
-    tracks = tracker.update([f["box"] for f in faces], probs)
-    out = []
-    for face, track in zip(faces, tracks):
-        p = track.probs / track.probs.sum()
-        out.append(
-            {
-                **face,
-                "track": track.id,
-                "label": EMOTIONS[int(p.argmax())],
-                "probabilities": dict(zip(EMOTIONS, p.tolist())),
-                "uncertain": bool(p.max() < uncertain_below),
-            }
-        )
-    return {**result, "faces": out if faces else result["faces"]}
 
 
 def video_stride(n_frames: int, max_analysed: int = MAX_ANALYSED_FRAMES) -> int:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .labels import EMOTIONS
+
 __all__ = ["iou", "Track", "FaceTracker"]
 
 
@@ -80,3 +82,23 @@ class FaceTracker:
                 self.tracks.append(track)
                 assigned[bi] = track
         return [assigned[bi] for bi in range(len(boxes))]
+
+    def smooth(self, result: dict, uncertain_below: float = 0.0) -> dict:
+        """A Predictor `result` with each face's probabilities replaced by its track's moving
+        average, label and "uncertain" recomputed from it, and the track id added: labels that
+        do not flicker from frame to frame. A result without faces still counts as a frame."""
+        faces = result["faces"] if result["face_found"] else []
+        probs = [np.array([f["probabilities"][e] for e in EMOTIONS]) for f in faces]
+        out = []
+        for face, track in zip(faces, self.update([f["box"] for f in faces], probs)):
+            p = track.probs / track.probs.sum()
+            out.append(
+                {
+                    **face,
+                    "track": track.id,
+                    "label": EMOTIONS[int(p.argmax())],
+                    "probabilities": dict(zip(EMOTIONS, p.tolist())),
+                    "uncertain": bool(p.max() < uncertain_below),
+                }
+            )
+        return {**result, "faces": out if faces else result["faces"]}

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, augment_batch
-from .calibration import calibration_report, logits_of
+from .calibration import calibration_report
 from .data import DEFAULT_DATASET, DEFAULT_REVISION, FERData, load_fer2013
 from .ema import EMA
-from .evaluate import evaluate, predict_proba
+from .evaluate import evaluate, predict_logits, predict_proba
 from .labels import EMOTIONS
 from .models import MODELS
 from .preprocess import normalize
@@ -196,7 +196,6 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: i
 def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tensor:
     """Soft targets (N, 7) in EMOTIONS order: the teacher's temperature-softened probabilities
     on the un-augmented training images, averaged with their mirror images."""
-    from .evaluate import predict_proba
     from .models import load_model
 
     try:
@@ -205,19 +204,12 @@ def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tenso
         raise ValueError(f"--teacher {cfg.teacher}: {e}") from None
     order = [list(teacher.labels).index(e) for e in EMOTIONS]
     log(f"[distill] soft targets from {cfg.teacher} ({type(teacher).__name__}), T={cfg.distill_temperature}")
-    # predict_proba applies softmax; dividing logits by T first = softmax(z / T).
-    scaled = _Scaled(teacher, cfg.distill_temperature)
-    p = (predict_proba(scaled, x, progress="teacher targets") + predict_proba(scaled, x.flip(-1))) / 2
+    t = cfg.distill_temperature
+    p = (
+        (predict_logits(teacher, x, progress="teacher targets") / t).softmax(-1)
+        + (predict_logits(teacher, x.flip(-1), progress="teacher targets (mirrored)") / t).softmax(-1)
+    ) / 2
     return p[:, order]
-
-
-class _Scaled(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module, t: float) -> None:
-        super().__init__()
-        self.model, self.t = model, t
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) / self.t
 
 
 def start_or_resume(cfg: TrainConfig, state_path: Path, log=print) -> TrainState:
@@ -414,7 +406,10 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
     raw.load_state_dict(state.best_weights)
     has_test = data.x_test is not None
     calibration = calibration_report(
-        logits_of(raw, data.x_val), data.y_val, logits_of(raw, data.x_test) if has_test else None, data.y_test
+        predict_logits(raw, data.x_val),
+        data.y_val,
+        predict_logits(raw, data.x_test) if has_test else None,
+        data.y_test,
     )
     best = MODELS[cfg.model](
         temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"]

@@ -171,36 +171,30 @@ def analyze_video(
             if is_analysed:
                 face_found, boxes, _, _ = next(results)
                 boxes = [b.as_list() for b in boxes] if face_found else []
-                raw = list(probs[k : k + len(boxes)])
+                raw = probs[k : k + len(boxes)]
                 k += len(boxes)
-                tracks = tracker.update(boxes, raw)
-                faces = []
-                for box, p_raw, track in zip(boxes, raw, tracks):
-                    p = track.probs / track.probs.sum()
-                    label = EMOTIONS[int(p.argmax())]
-                    uncertain = bool(p.max() < predictor.uncertain_below)
+                found_now = {
+                    "model": predictor.name,
+                    "face_found": bool(boxes),
+                    "faces": [
+                        {"box": b, "probabilities": dict(zip(EMOTIONS, p.tolist()))}
+                        for b, p in zip(boxes, raw)
+                    ],
+                }
+                shown = tracker.smooth(found_now, predictor.uncertain_below)  # as the live webcam does
+                for face, p_raw in zip(shown["faces"], raw):
                     rows.append(
                         {
                             "frame": index,
                             "time_s": round(t, 4),
-                            "track": track.id,
-                            **dict(zip("xywh", box)),
-                            "label": label,
-                            "uncertain": uncertain,
-                            **{f"p_{e}": float(v) for e, v in zip(EMOTIONS, p)},
+                            "track": face["track"],
+                            **dict(zip("xywh", face["box"])),
+                            "label": face["label"],
+                            "uncertain": face["uncertain"],
+                            **{f"p_{e}": face["probabilities"][e] for e in EMOTIONS},
                             **{f"raw_{e}": float(v) for e, v in zip(EMOTIONS, p_raw)},
                         }
                     )
-                    faces.append(
-                        {
-                            "box": box,
-                            "label": label,
-                            "probabilities": dict(zip(EMOTIONS, p.tolist())),
-                            "uncertain": uncertain,
-                            "track": track.id,
-                        }
-                    )
-                shown = {"model": predictor.name, "face_found": bool(faces), "faces": faces}
             if writer is not None:
                 writer.write(np.asarray(annotate(frame, shown, max_side=None)))
         bar.update(len(pending))

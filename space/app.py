@@ -34,7 +34,6 @@ from fer_hub.service import (  # noqa: E402
     face_rows,
     live_status,
     load_predictors,
-    smoothed,
     summary,
     video_stride,
     video_summary,
@@ -93,7 +92,7 @@ def live(frame, model: str, tracker: FaceTracker | None):
         return None, _bars({}), "", tracker
     tracker = tracker or FaceTracker()
     predictor = _predictor(model)  # the photo tab's detector: the live view finds the same faces
-    result = smoothed(predictor(frame), tracker, predictor.uncertain_below)
+    result = tracker.smooth(predictor(frame), predictor.uncertain_below)
     return annotate(frame, result, max_side=None), _bars(chart_data(result)), live_status(result), tracker
 
 

@@ -22,24 +22,20 @@ pytestmark = [
 ]
 
 
+def launch(p, *args: str):
+    """Debian's chromium, quiet on a closed network (no background fetches), plus `args`."""
+    quiet = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+    return p.chromium.launch(executable_path=CHROMIUM, args=[*quiet, *args])
+
+
 def test_upload_shows_boxed_faces_and_the_probability_chart(served, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     _, url = served
     shot = Path(os.environ.get("FER_HUB_SCREENSHOT") or tmp_path / "space.png")
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--headless",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(p, "--headless")
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1400})
             page.goto(url)
@@ -83,20 +79,12 @@ def test_live_webcam_tab_boxes_the_face_and_keeps_updating(served, tmp_path):
     _, url = served
     clip = write_y4m(tmp_path / "cam.y4m")
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--headless=new",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={clip}",
-            ],
+        browser = launch(
+            p,
+            "--headless=new",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
         )
         try:
             context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1200})
