@@ -63,6 +63,8 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     photo.save(buf, format="JPEG", quality=90)
     jpeg, array = buf.getvalue(), np.asarray(photo)
     print(f"photo 640x480 (skimage astronaut), one face, CustomCNN, {repeats} calls after 10 warm-up:")
+    plain = Predictor.from_pretrained(ckpt / "custom-cnn")
+    defaults = (plain.detector.kind, plain.backend)  # what Predictor.from_pretrained(path) uses
     for detector in ("haar", "retinaface"):
         for backend in ("torch", "onnx"):
             predictor = Predictor.from_pretrained(ckpt / "custom-cnn", detector=detector, backend=backend)
@@ -77,8 +79,8 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
                     predictor(image)
                     times.append(time.perf_counter() - t0)
                 figures.append(f"{what}: median {pct(times, 50):5.1f} ms, p95 {pct(times, 95):5.1f} ms")
-            print(f"  {detector:10s} + {backend:5s} classifier | " + " | ".join(figures))
-    predictor = Predictor.from_pretrained(ckpt / "custom-cnn")
+            default = "  <- the defaults" if (detector, backend) == defaults else ""
+            print(f"  {detector:10s} + {backend:5s} classifier | " + " | ".join(figures) + default)
     crops = [photo.crop((170, 40, 400, 270))] * 64
     for name in ("custom-cnn", "cnn-model2"):
         figures = []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Detection", "RetinaFace", "WEIGHTS"]
+__all__ = ["Detection", "RetinaFace", "WEIGHTS", "nms"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "retinaface_mobilenet0.25.onnx"
 _MEAN_BGR = np.array([104, 117, 123], dtype=np.float32)  # the training mean, subtracted in BGR
@@ -50,7 +50,7 @@ def _anchors(width: int, height: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
     """Greedy non-maximum suppression on (N, 4) x, y, w, h boxes; indices kept, best first."""
     x1, y1 = boxes[:, 0], boxes[:, 1]
     x2, y2 = x1 + boxes[:, 2], y1 + boxes[:, 3]
@@ -84,9 +84,12 @@ class RetinaFace:
 
     def __call__(self, rgb: np.ndarray, score_threshold: float) -> list[Detection]:
         """Faces in an RGB uint8 array (H, W, 3), best score first, in its pixel coordinates."""
+        import cv2
+
         h, w = rgb.shape[:2]
-        x = (rgb[..., ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)[None]
-        loc, conf, marks = self.session.run(None, {"input": np.ascontiguousarray(x)})
+        # RGB -> BGR, minus the mean, HWC -> NCHW float32 in one pass (numpy took 1 ms more at 320 px).
+        x = cv2.dnn.blobFromImage(rgb, 1.0, None, _MEAN_BGR.tolist(), swapRB=True)
+        loc, conf, marks = self.session.run(None, {"input": x})
         loc, scores, marks = loc[0], conf[0, :, 1], marks[0]
         keep = scores > score_threshold
         if not keep.any():
@@ -102,5 +105,5 @@ class RetinaFace:
         ]
         return [
             Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i].astype(np.float64))
-            for i in _nms(boxes, scores, self.nms_threshold)
+            for i in nms(boxes, scores, self.nms_threshold)
         ]

@@ -58,6 +58,36 @@ def test_a_face_too_small_for_the_fast_pass_is_found_by_the_full_size_pass(retin
     assert 650 < face.box.x + face.box.w / 2 < 950
 
 
+def test_a_far_face_beside_a_near_one_is_found_too(retina):
+    # A near person the fast pass finds for sure, and a far one it only half sees (a face ~26 px
+    # wide is ~13 px on the 320 px copy): the weak candidate sends the detector to full size.
+    canvas = Image.new("RGB", (640, 480), (90, 110, 90))
+    canvas.paste(photo().resize((260, 260)), (40, 100))
+    canvas.paste(photo().resize((136, 136)), (470, 200))  # the face is ~26 px wide
+    assert len(RetinaFaceDetector(full_size=320)(canvas)) == 1  # the fast pass alone
+    assert len(RetinaFaceDetector(hint=0.6)(canvas)) == 1  # no doubt: no second look
+    near, far = retina(canvas)
+    assert near.box.x < 300 < 470 < far.box.x + far.box.w / 2 < 606
+
+
+def test_a_small_tilted_face_is_found_by_the_tilted_passes_with_its_landmarks(retina):
+    head = (
+        photo()
+        .resize((150, 150))
+        .rotate(-30, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(90, 110, 90))
+    )
+    canvas = Image.new("RGB", (640, 480), (90, 110, 90))
+    canvas.paste(head, (300, 150))  # a ~28 px face, tilted 30 degrees clockwise
+    assert RetinaFaceDetector(tilts=())(canvas) == []
+    (face,) = retina(canvas)
+    assert (
+        300 < face.box.x + face.box.w / 2 < 300 + head.width
+        and 150 < face.box.y + face.box.h / 2 < 150 + head.height
+    )
+    # Landmarks mapped back into the photo: the eye line runs down to the right by about 30 degrees.
+    assert 20 < math.degrees(eye_geometry(face.landmarks)[2]) < 40
+
+
 def test_no_face_in_a_face_free_photo(retina):
     from skimage import data
 
@@ -129,3 +159,14 @@ def test_tracker_keeps_ids_survives_misses_and_smooths():
     (new,) = t.update([[5, 5, 100, 100], [300, 300, 80, 80]], [a, b])[1:]
     assert new.id == 3
     assert iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (480, 640), (300, 200), (1001, 333)])
+def test_shrink_array_gives_the_size_and_scale_shrink_gives(size):
+    from fer_hub.faces import shrink, shrink_array
+
+    image = Image.new("RGB", size, (10, 200, 30))
+    small, scale = shrink(image, 320)
+    arr, arr_scale = shrink_array(np.asarray(image), 320)
+    assert arr.shape[:2] == (small.height, small.width) and arr_scale == scale
+    assert np.abs(arr.astype(int) - np.asarray(small, dtype=int)).max() <= 1  # a flat colour stays flat

@@ -173,3 +173,31 @@ def test_missing_checkpoints_name_the_path_and_the_command(tmp_path, tiny_checkp
 def test_fer_model_repo_env_loads_named_sources(tiny_checkpoints, monkeypatch):
     monkeypatch.setenv("FER_MODEL_REPO", str(tiny_checkpoints / "cnn-model2"))
     assert list(load_predictors("/nonexistent")) == ["cnn-model2"]
+
+
+def test_cpu_default_classifies_with_onnxruntime_and_agrees_with_torch(
+    predictor, tiny_checkpoints, astronaut
+):
+    assert predictor.backend == "onnx"
+    torch_predictor = Predictor.from_pretrained(tiny_checkpoints / "custom-cnn", backend="torch")
+    assert torch_predictor.backend == "torch"
+    a = predictor(astronaut)["faces"][0]["probabilities"]
+    b = torch_predictor(astronaut)["faces"][0]["probabilities"]
+    assert max(abs(a[e] - b[e]) for e in EMOTIONS) < 1e-4
+
+
+def test_a_failed_onnx_export_falls_back_to_torch_unless_onnx_was_asked_for(tiny_checkpoints, monkeypatch):
+    from fer_hub.models import load_model
+    from fer_hub.onnx_model import OnnxClassifier
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(OnnxClassifier, "from_torch", broken)
+    model = load_model(tiny_checkpoints / "custom-cnn")
+    with pytest.warns(UserWarning, match="exporter exploded"):
+        assert Predictor(model).backend == "torch"
+    with pytest.raises(RuntimeError, match="exporter exploded"):
+        Predictor(model, backend="onnx")
+    with pytest.raises(ValueError, match="backend must be"):
+        Predictor(model, backend="tensorrt")
