@@ -286,7 +286,7 @@ def main() -> None:
         "retinaface @320 only": RetinaFaceDetector(full_size=320, tilts=()),
         "retinaface @320, then @640 if none": RetinaFaceDetector(hint=1.0, tilts=()),
         "retinaface @320, then @640 if none or doubtful (hint 0.2)": RetinaFaceDetector(hint=0.2, tilts=()),
-        "retinaface @320, then @640 if none or doubtful (hint 0.05)": RetinaFaceDetector(tilts=()),
+        "retinaface @320, then @640 if none or doubtful (hint 0.025)": RetinaFaceDetector(tilts=()),
         "  + tilted passes (+-25) if still none (default)": RetinaFaceDetector(),
         "retinaface @640": RetinaFaceDetector(detect_size=640, tilts=()),
     }

@@ -97,7 +97,7 @@ class RetinaFaceDetector:
         detect_size: int = 320,
         full_size: int = 640,
         score: float = 0.6,
-        hint: float = 0.05,
+        hint: float = 0.025,
         tilts: tuple[float, ...] = (25.0, -25.0),
         threads: int | None = 2,
     ) -> None:

@@ -554,6 +554,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--ema", type=float, default=None, help=f"weight-average decay, 0 = off ({_by_recipe('ema')})"
     )
     g.add_argument(
+        "--weight-decay", type=float, default=None, help=f"weight decay ({_by_recipe('weight_decay')})"
+    )
+    g.add_argument(
+        "--rotation", type=float, default=None, help=f"random rotation, +- degrees ({_by_recipe('rotation')})"
+    )
+    g.add_argument(
+        "--scale", type=float, default=None, help=f"random zoom, +- fraction, 0 = off ({_by_recipe('scale')})"
+    )
+    g.add_argument(
+        "--erase",
+        type=float,
+        default=None,
+        help=f"probability of erasing a random patch, 0 = off ({_by_recipe('erase')})",
+    )
+    g.add_argument(
         "--teacher",
         default=None,
         help="distil from this trained model folder (its soft targets join the loss; default: none)",

@@ -239,6 +239,21 @@ def test_recipe_values_apply_and_explicit_flags_override_them():
     assert (ref.ema, ref.scale, ref.erase, ref.rotation, ref.schedule) == (0.0, 0.0, 0.0, 10.0, "step")
     strong = train_mod.config_from_args(train_mod.build_parser().parse_args(["--recipe", "strong"]))
     assert (strong.ema, strong.schedule, strong.batch_size, strong.patience) == (0.999, "onecycle", 64, 0)
+    lighter = [
+        "--recipe",
+        "strong",
+        "--erase",
+        "0",
+        "--scale",
+        "0.1",
+        "--rotation",
+        "10",
+        "--weight-decay",
+        "0.01",
+    ]
+    light = train_mod.config_from_args(train_mod.build_parser().parse_args(lighter))
+    assert (light.erase, light.scale, light.rotation, light.weight_decay) == (0.0, 0.1, 10.0, 0.01)
+    assert (light.ema, light.schedule, light.lr) == (0.999, "onecycle", 1e-3)  # the rest stays strong
 
 
 def test_fast_recipe_runs_on_cpu(tiny_fer, tmp_path):
