@@ -88,7 +88,8 @@ class RetinaFaceDetector:
     rotated by each of these angles (degrees) and searched again: small faces tilted 20-30 degrees
     are lost upright (30 px portrait faces at +-30: 38-62% found on the probes, 100% with these
     passes). Defaults chosen on `benchmarks/bench_faces.py`: `hint` 0.025 found both faces in
-    every two-person probe scene (0.2: 60%) and sends 53% of clear one-face scenes to full size.
+    every two-person probe scene (0.2: 60%), at the cost of a full-size pass for 53% of the probe
+    scenes with one face of 55 px or more (their backgrounds are textured).
     Thread-safe."""
 
     kind = "retinaface"
