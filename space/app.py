@@ -45,7 +45,9 @@ PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by eve
 MODEL_CHOICES = list(PREDICTORS)
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)
-LIVE_VIEWERS = 3  # streams served at once; each costs ~40 ms of CPU per frame on a 2-vCPU Space
+# Streams served at once: a frame costs ~12 ms with a face in view and ~50 ms without (every
+# detector pass), so 3 viewers still get the 6.7 frames/s they ask for (benchmarks/bench_live.py).
+LIVE_VIEWERS = 3
 
 
 def _predictor(model: str) -> Predictor:
