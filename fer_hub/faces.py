@@ -134,11 +134,11 @@ class RetinaFaceDetector:
         keeps the size it had upright in the rotated copy)."""
         import cv2
 
-        from .retinaface import nms
+        from .retinaface import Detection, nms
 
         small, scale = shrink_array(rgb, self.full_size)
         h, w = small.shape[:2]
-        found: list[tuple[np.ndarray, float, np.ndarray]] = []
+        found: list[Detection] = []
         for angle in self.tilts:
             rotate = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
             back = cv2.invertAffineTransform(rotate)
@@ -147,28 +147,24 @@ class RetinaFaceDetector:
                 x, y, bw, bh = d.box
                 cx, cy = back @ (x + bw / 2, y + bh / 2, 1)
                 marks = np.hstack((d.landmarks, np.ones((5, 1)))) @ back.T
-                found.append((np.array([cx - bw / 2, cy - bh / 2, bw, bh]), d.score, marks))
+                found.append(Detection((cx - bw / 2, cy - bh / 2, bw, bh), d.score, marks))
         if not found:
             return []
         keep = nms(
-            np.array([b for b, _, _ in found]), np.array([s for _, s, _ in found]), self.net.nms_threshold
+            np.array([d.box for d in found]), np.array([d.score for d in found]), self.net.nms_threshold
         )
-        out = []
-        for i in keep:
-            box, score, marks = found[i]
-            x, y, bw, bh = box / scale
-            out.append(Face(Box(round(x), round(y), round(bw), round(bh)), marks / scale, score))
-        return out
+        return [_face(found[i], scale) for i in keep]
 
     def _pass(self, rgb: np.ndarray, size: int, score: float) -> list[Face]:
         small, scale = shrink_array(rgb, size)
-        out = []
-        for d in self.net(small, score):
-            x, y, bw, bh = (v / scale for v in d.box)
-            box = Box(round(x), round(y), round(bw), round(bh))
-            if box.w >= 4 and box.h >= 4:
-                out.append(Face(box, d.landmarks / scale, d.score))
-        return out
+        faces = [_face(d, scale) for d in self.net(small, score)]
+        return [f for f in faces if f.box.w >= 4 and f.box.h >= 4]
+
+
+def _face(d, scale: float) -> Face:
+    """A RetinaFace `Detection` on a copy shrunk by `scale`, in the original image's pixels."""
+    x, y, bw, bh = (v / scale for v in d.box)
+    return Face(Box(round(x), round(y), round(bw), round(bh)), d.landmarks / scale, float(d.score))
 
 
 class HaarDetector:
@@ -241,11 +237,9 @@ DETECTORS = {"retinaface": RetinaFaceDetector, "haar": HaarDetector}
 
 def shrink(image: Image.Image, size: int, reducing_gap: float = 2.0) -> tuple[Image.Image, float]:
     """`image` with its longer side at most `size` (never enlarged), and the scale applied."""
-    w, h = image.size
-    scale = min(1.0, size / max(w, h))
+    new, scale = _shrunk_size(*image.size, size)
     if scale == 1.0:
         return image, 1.0
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
     return image.resize(new, Image.Resampling.BILINEAR, reducing_gap=reducing_gap), scale
 
 
@@ -254,12 +248,16 @@ def shrink_array(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     antialiased resize on a 640x480 photo, which mattered in the under-10-ms photo budget."""
     import cv2
 
-    h, w = image.shape[:2]
-    scale = min(1.0, size / max(w, h))
+    new, scale = _shrunk_size(image.shape[1], image.shape[0], size)
     if scale == 1.0:
         return image, 1.0
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, new, interpolation=cv2.INTER_AREA), scale
+
+
+def _shrunk_size(w: int, h: int, size: int) -> tuple[tuple[int, int], float]:
+    """(width, height) with the longer side at most `size` (never enlarged), and the scale."""
+    scale = min(1.0, size / max(w, h))
+    return (max(1, round(w * scale)), max(1, round(h * scale))), scale
 
 
 def crop_square(box: Box, width: int, height: int, margin: float = 0.1) -> Box:
