@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from bench_video import head_patch  # the same head the video benchmark moves around
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM_EVERY = 0.15  # space/app.py's cam.stream(stream_every=...)
@@ -33,8 +33,7 @@ STREAM_EVERY = 0.15  # space/app.py's cam.stream(stream_every=...)
 
 def frames(n: int, face: bool) -> list[np.ndarray]:
     """`n` 640x480 RGB webcam frames; with `face`, a head (face ~90 px) drifting sideways."""
-    photo = Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("RGB")
-    patch = np.asarray(photo.crop((116, 6, 336, 226)).resize((200, 200)))
+    patch = head_patch()
     out = []
     for i in range(n):
         frame = np.full((480, 640, 3), 90, np.uint8)
@@ -45,8 +44,9 @@ def frames(n: int, face: bool) -> list[np.ndarray]:
     return out
 
 
-def load_app(ckpt_dir: Path):
-    os.environ["FER_MODEL_REPO"] = str(ckpt_dir)
+def load_app(sources: str):
+    """space/app.py imported as a module, serving the model folders in `sources` (comma-separated)."""
+    os.environ["FER_MODEL_REPO"] = sources
     spec = importlib.util.spec_from_file_location("app", ROOT / "space" / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
@@ -78,7 +78,7 @@ def main() -> None:
             ckpt = Path(tmp) / "custom-cnn"
             CustomCNN().save_pretrained(ckpt)
             print("(no shipped checkpoint: timing a randomly initialised CustomCNN)")
-        app = load_app(ckpt)
+        app = load_app(str(ckpt))
         model = app.MODEL_CHOICES[0]
         print(
             f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; live handler of "

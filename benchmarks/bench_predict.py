@@ -104,15 +104,12 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
 
 
 def bench_clients(ckpt: Path, clients: int, requests: int) -> None:
-    import importlib.util
     import socket
 
+    from bench_live import load_app
     from gradio_client import Client, handle_file
 
-    os.environ["FER_MODEL_REPO"] = f"{ckpt / 'custom-cnn'},{ckpt / 'cnn-model2'}"
-    spec = importlib.util.spec_from_file_location("app", ROOT / "space" / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
+    app = load_app(f"{ckpt / 'custom-cnn'},{ckpt / 'cnn-model2'}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -24,13 +24,18 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def head_patch() -> np.ndarray:
+    """The astronaut's head and shoulders, 200x200 RGB (the face ~90 px tall)."""
+    photo = Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("RGB")
+    return np.asarray(photo.crop((116, 6, 336, 226)).resize((200, 200)))
+
+
 def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
     """`faces` head-and-shoulders patches (200 px, the face ~90 px tall) on a gray 640x480
     frame, each drifting sideways by up to 40 px."""
     import av
 
-    photo = Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("RGB")
-    patch = np.asarray(photo.crop((116, 6, 336, 226)).resize((200, 200)))
+    patch = head_patch()
     spots = [(60, 140), (380, 140), (60, 20), (380, 260)][:faces]
     if faces == 4:
         spots = [(40, 20), (380, 20), (40, 260), (380, 260)]
