@@ -63,8 +63,13 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     photo.save(buf, format="JPEG", quality=90)
     jpeg, array = buf.getvalue(), np.asarray(photo)
     print(f"photo 640x480 (skimage astronaut), one face, CustomCNN, {repeats} calls after 10 warm-up:")
+    t0 = time.perf_counter()
     plain = Predictor.from_pretrained(ckpt / "custom-cnn")
+    built = time.perf_counter() - t0
     defaults = (plain.detector.kind, plain.backend)  # what Predictor.from_pretrained(path) uses
+    print(
+        f"  Predictor.from_pretrained with defaults {defaults}: built in {built:.2f} s (ONNX export included)"
+    )
     for detector in ("haar", "retinaface"):
         for backend in ("torch", "onnx"):
             predictor = Predictor.from_pretrained(ckpt / "custom-cnn", detector=detector, backend=backend)
