@@ -204,14 +204,17 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         else ""
     )
     calibration = _calibration_text(metrics.get("calibration"))
-    limit = f" --limit {config['limit']}" if config.get("limit") else ""
-    dtype = (
-        f" --save-dtype {config['save_dtype']}" if config.get("save_dtype", "float32") != "float32" else ""
-    )
-    command = (
-        f"python train_hub.py --model {arch} --recipe {config['recipe']} --dataset {dataset} "
-        f"--epochs {config['epochs']} --seed {config['seed']}{limit}{dtype}"
-    )
+    from .train import reproduce_command  # here: train imports this module for the card
+
+    command = reproduce_command({**defaults, **config})
+    teacher = metrics.get("teacher")
+    if teacher:
+        known = [teacher.get("architecture", "")]
+        if "validation_accuracy" in teacher:
+            known.append(f"validation accuracy {_pct(teacher['validation_accuracy'])}")
+        if "sha256" in teacher:
+            known.append(f"model.safetensors sha256 `{teacher['sha256'][:16]}`")
+        augmentation += f" The teacher, as it was when this run read it: {', '.join(k for k in known if k)}."
 
     text = f"""---
 {data.to_yaml()}

@@ -38,7 +38,7 @@ from .models import MODELS
 from .preprocess import normalize
 from .train_state import STATE_FILE, TrainState, config_differences
 
-__all__ = ["TrainConfig", "RECIPES", "train", "write_model_folder", "main"]
+__all__ = ["TrainConfig", "RECIPES", "train", "write_model_folder", "reproduce_command", "main"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +212,26 @@ def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tenso
     return p[:, order]
 
 
+def teacher_record(folder: str | Path) -> dict:
+    """What identifies a distillation teacher once its folder has moved on: its architecture,
+    its validation accuracy and the sha256 of its weights file."""
+    import hashlib
+
+    folder = Path(folder)
+    record: dict = {"folder": str(folder)}
+    try:
+        record["architecture"] = json.loads((folder / "config.json").read_text())["architecture"]
+        record["validation_accuracy"] = json.loads((folder / "metrics.json").read_text())["validation"][
+            "accuracy"
+        ]
+    except (OSError, KeyError, ValueError):
+        pass  # a folder from elsewhere (a Hub download without metrics): the hash still names it
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        record["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return record
+
+
 def start_or_resume(cfg: TrainConfig, state_path: Path, log=print) -> TrainState:
     """A new state, or the saved one when `cfg.resume`; refuses anything ambiguous."""
     if not cfg.resume:
@@ -286,6 +306,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
     # workers, no host-to-device copy per step.
     X, Y = x_train.to(device), y_train.to(device)
     soft = teacher_targets(cfg, x_train, log).to(device) if cfg.teacher else None  # (N, 7)
+    # recorded now: the teacher's folder may hold another model by the time the card is read
+    teacher = teacher_record(cfg.teacher) if cfg.teacher else None
     gen = torch.Generator(device=device).manual_seed(cfg.seed)  # permutations and augmentation
     if state.model is not None:
         state.restore(model, opt, sched, ema, gen)
@@ -438,6 +460,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
         parameters=n_params,
         data_notes=data.notes,
     )
+    if teacher:
+        metrics["teacher"] = teacher
     for split in ("validation", "test"):
         if split in metrics:
             m = metrics[split]
@@ -501,6 +525,30 @@ def _by_recipe(name: str) -> str:
     """'reference X, strong Y, fast Z': each recipe's value of TrainConfig field `name`."""
     base = asdict(TrainConfig())
     return ", ".join(f"{r} {RECIPES[r].get(name, base[name])}" for r in RECIPES)
+
+
+# Flags that change where or how fast a run goes, or what happens to its folder, not what it learns
+_NOT_REPRODUCED = {"device", "threads", "compile", "output", "resume", "push", "repo_id", "private"}
+
+
+def reproduce_command(config: dict) -> str:
+    """The train_hub.py command line that re-runs the training `config` (a TrainConfig as a dict):
+    the recipe plus every flag whose value differs from that recipe's."""
+    recipe = {**asdict(TrainConfig()), **RECIPES[config["recipe"]]}
+    always = ("model", "recipe", "dataset", "epochs", "seed")
+    parts = ["python train_hub.py"]
+    for action in build_parser()._actions:
+        name = action.dest
+        if name not in config or name in _NOT_REPRODUCED or not action.option_strings:
+            continue
+        value = config[name]
+        if name in always or (value != recipe.get(name) and value is not None):
+            parts.append(
+                f"{action.option_strings[0]} {value:g}"
+                if isinstance(value, float)
+                else f"{action.option_strings[0]} {value}"
+            )
+    return " ".join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:

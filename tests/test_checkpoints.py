@@ -38,7 +38,9 @@ def test_shipped_checkpoint_is_a_full_training_run_above_the_bar(name):
     assert not (folder / "training_state.pt").exists()
     assert (folder / "model.safetensors").stat().st_size < 16 * 2**20
     with safe_open(folder / "model.safetensors", "pt") as f:
-        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}
+        # every weight is half precision; BatchNorm's step counters stay integers
+        floats = {k: str(f.get_slice(k).get_dtype()) for k in f.keys() if "num_batches_tracked" not in k}
+        assert set(floats.values()) == {"F16"}
     assert type(load_model(folder)).ARCHITECTURE == name
 
 

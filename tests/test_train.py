@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,15 @@ import yaml
 
 import fer_hub.train as train_mod
 from fer_hub import CustomCNN, load_model
-from fer_hub.train import TrainConfig, main, train, write_model_folder
+from fer_hub.train import (
+    TrainConfig,
+    build_parser,
+    config_from_args,
+    main,
+    reproduce_command,
+    train,
+    write_model_folder,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER_FILES = {
@@ -301,6 +310,30 @@ def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp
     assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # finite, not NaN
     card = write_model_folder(result, tmp_path / "student") / "README.md"
     assert "distilled from" in card.read_text()
+    # the teacher is named by its weights' hash: its folder may later hold another model
+    digest = hashlib.sha256((teacher / "model.safetensors").read_bytes()).hexdigest()
+    assert result.metrics["teacher"]["sha256"] == digest
+    assert result.metrics["teacher"]["architecture"] == "custom-cnn"
+    assert digest[:16] in card.read_text()
     bad = quick(tiny_fer, tmp_path, epochs=1, teacher=str(tmp_path / "nope"), output=str(tmp_path / "b"))
     with pytest.raises(ValueError, match="--teacher"):
         train(bad, log=lambda *_: None)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "--model custom-cnn --recipe strong --epochs 60 --rotation 10 --scale 0.1 --erase 0 --teacher t",
+        "--model cnn-model2 --recipe reference --limit 500 --lr 0.002 --batch-size 32 --save-dtype float16",
+        "--recipe fast --device cuda --threads 4 --output o --ema 0.99 --weight-decay 0.01 --seed 3",
+    ],
+)
+def test_reproduce_command_rebuilds_the_run_it_describes(flags):
+    parser = build_parser()
+    cfg = config_from_args(parser.parse_args(flags.split()))
+    command = reproduce_command(vars(cfg))
+    assert command.startswith("python train_hub.py ")
+    again = config_from_args(parser.parse_args(command.split()[2:]))
+    learning = set(vars(cfg)) - train_mod._NOT_REPRODUCED
+    assert {k: vars(again)[k] for k in learning} == {k: vars(cfg)[k] for k in learning}
+    assert "--output" not in command and "--threads" not in command  # where it ran, not what it learnt
