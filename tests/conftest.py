@@ -128,11 +128,15 @@ def load_app(monkeypatch, checkpoints: Path):
     return module
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
+
+
 @pytest.fixture(scope="module")
-def served(tiny_checkpoints):
-    """(app module, url) with the demo launched on a free port for this module's tests."""
+def served():
+    """(app module, url): the demo, on the shipped checkpoints as a user gets it, launched on a
+    free port for this module's tests."""
     mp = pytest.MonkeyPatch()
-    app = load_app(mp, tiny_checkpoints)
+    app = load_app(mp, SHIPPED)
     _, url, _ = app.demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
     yield app, url
     app.demo.close()

@@ -55,3 +55,13 @@ def test_shipped_metrics_are_what_the_weights_score_on_the_test_split(name, shar
     pred = predict_proba(load_model(folder), data.x_test).argmax(-1)
     accuracy = float((pred == data.y_test).float().mean())
     assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=0.005)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shipped_models_read_both_smiling_faces_of_the_example_as_happy(name):
+    from fer_hub import Predictor
+
+    predictor = Predictor.from_pretrained(shipped(name))
+    faces = predictor(CHECKPOINTS.parent / "examples" / "two_faces.jpg")["faces"]
+    assert [f["label"] for f in faces] == ["happy", "happy"]
+    assert all(f["probabilities"]["happy"] > 0.6 and not f["uncertain"] for f in faces)
