@@ -63,12 +63,15 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     photo.save(buf, format="JPEG", quality=90)
     jpeg, array = buf.getvalue(), np.asarray(photo)
     print(f"photo 640x480 (skimage astronaut), one face, CustomCNN, {repeats} calls after 10 warm-up:")
-    t0 = time.perf_counter()
-    plain = Predictor.from_pretrained(ckpt / "custom-cnn")
-    built = time.perf_counter() - t0
+    built = []
+    for _ in range(2):  # main() starts with an empty export cache: the first build exports
+        t0 = time.perf_counter()
+        plain = Predictor.from_pretrained(ckpt / "custom-cnn")
+        built.append(time.perf_counter() - t0)
     defaults = (plain.detector.kind, plain.backend)  # what Predictor.from_pretrained(path) uses
     print(
-        f"  Predictor.from_pretrained with defaults {defaults}: built in {built:.2f} s (ONNX export included)"
+        f"  Predictor.from_pretrained with defaults {defaults}: built in {built[0]:.2f} s the first "
+        f"time (ONNX export included), {built[1]:.2f} s again (export cached)"
     )
     for detector in ("haar", "retinaface"):
         for backend in ("torch", "onnx"):
@@ -164,6 +167,7 @@ def main() -> None:
         f"({torch.get_num_threads()} threads), CPU only"
     )
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["FER_HUB_CACHE"] = str(Path(tmp) / "cache")  # the user's cache stays untouched
         ckpt = checkpoints(Path(tmp))
         bench_photo(ckpt, args.repeats)
         if args.clients:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["PARITY_TOLERANCE", "export_onnx", "check_parity", "OnnxClassifier"]
+__all__ = ["PARITY_TOLERANCE", "export_onnx", "check_parity", "export_cache_path", "OnnxClassifier"]
 
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| over all classes and inputs
 
@@ -94,6 +94,31 @@ def check_parity(
     return report
 
 
+# Bump when export_onnx changes what it writes: cached exports from before are then not reused.
+EXPORT_FORMAT = 1
+
+
+def export_cache_path(model: torch.nn.Module) -> Path:
+    """Where `OnnxClassifier.from_torch` caches `model`'s export: a file named by the sha256 of
+    its weights, calibration, labels and the exporting versions."""
+    import hashlib
+
+    import onnx
+
+    from .data import default_cache_dir
+
+    h = hashlib.sha256()
+    for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below"):
+        h.update(repr(getattr(model, key, None)).encode())
+    h.update(f"{torch.__version__} {onnx.__version__} {EXPORT_FORMAT}".encode())
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu()
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    name = getattr(model, "ARCHITECTURE", type(model).__name__)
+    return default_cache_dir() / "onnx" / f"{name}-{h.hexdigest()[:32]}.onnx"
+
+
 class OnnxClassifier:
     """A fer_hub model exported to ONNX, run by onnxruntime, usable where a torch model is:
     `clf(x)` maps a normalized float tensor (B, 1, 48, 48) to logits (B, 7)."""
@@ -123,13 +148,36 @@ class OnnxClassifier:
         return torch.from_numpy(self.session.run(["logits"], {"image": arr})[0])
 
     @classmethod
-    def from_torch(cls, model: torch.nn.Module, *, threads: int | None = None) -> OnnxClassifier:
-        """Export `model` (parity-checked) to a temporary file and load it."""
+    def from_torch(
+        cls, model: torch.nn.Module, *, threads: int | None = None, cache: bool = True
+    ) -> OnnxClassifier:
+        """Export `model` (parity-checked) and load it. With `cache`, the export is kept in
+        `<fer_hub cache>/onnx/`, named by a hash of everything it depends on (weights,
+        calibration, labels, torch and onnx versions), so building a Predictor for the same model
+        again skips the export; a cache that cannot be written costs only that time."""
+        import shutil
         import tempfile
 
+        cached = export_cache_path(model) if cache else None
+        try:
+            if cached is not None and cached.is_file():
+                return cls(cached, threads=threads)
+        except OSError:  # a cache folder we may not read: do without it
+            cached = None
+        except Exception:  # noqa: BLE001 - unreadable (truncated, foreign): export it again
+            cached.unlink(missing_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
-            export_onnx(model, path)
+            export_onnx(model, path)  # raises, and writes nothing, when parity fails
+            if cached is not None:
+                try:  # atomically: a concurrent reader sees the whole file or none
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    staged = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+                    shutil.copyfile(path, staged)
+                    os.replace(staged, cached)
+                    path = cached
+                except OSError:
+                    pass
             return cls(path, threads=threads)  # the session holds the model in memory
 
     # The Predictor treats its model like an nn.Module; these keep that contract.

@@ -65,3 +65,13 @@ def test_shipped_models_read_both_smiling_faces_of_the_example_as_happy(name):
     faces = predictor(CHECKPOINTS.parent / "examples" / "two_faces.jpg")["faces"]
     assert [f["label"] for f in faces] == ["happy", "happy"]
     assert all(f["probabilities"]["happy"] > 0.6 and not f["uncertain"] for f in faces)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_docs_quote_the_shipped_test_accuracy(name):
+    """README, MODEL_CARD and the Space's card state each shipped model's test accuracy; a
+    retrained checkpoint must bring them along."""
+    accuracy = json.loads((shipped(name) / "metrics.json").read_text())["test"]["accuracy"]
+    root = CHECKPOINTS.parents[1]
+    for doc, digits in (("README.md", 2), ("MODEL_CARD.md", 2), ("space/README.md", 1)):
+        assert f"{100 * accuracy:.{digits}f}%" in (root / doc).read_text(), doc

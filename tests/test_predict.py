@@ -201,3 +201,34 @@ def test_a_failed_onnx_export_falls_back_to_torch_unless_onnx_was_asked_for(tiny
         Predictor(model, backend="onnx")
     with pytest.raises(ValueError, match="backend must be"):
         Predictor(model, backend="tensorrt")
+
+
+def test_onnx_export_is_cached_and_reused_only_for_the_same_model(tmp_path, monkeypatch):
+    import torch
+
+    from fer_hub import CustomCNN, onnx_model
+    from fer_hub.onnx_model import OnnxClassifier, export_cache_path
+
+    monkeypatch.setenv("FER_HUB_CACHE", str(tmp_path))
+    exports = []
+    real_export = onnx_model.export_onnx
+    monkeypatch.setattr(
+        onnx_model, "export_onnx", lambda m, p, **kw: exports.append(p) or real_export(m, p, **kw)
+    )
+    torch.manual_seed(0)
+    model, x = CustomCNN().eval(), torch.randn(4, 1, 48, 48)
+    first, second = OnnxClassifier.from_torch(model), OnnxClassifier.from_torch(model)
+    assert len(exports) == 1 and second.path == export_cache_path(model)
+    assert torch.equal(first(x), second(x))
+
+    torch.manual_seed(1)
+    OnnxClassifier.from_torch(CustomCNN().eval())  # other weights: another file
+    recalibrated = CustomCNN(temperature=2.0).eval()
+    recalibrated.load_state_dict(model.state_dict())  # same weights, other temperature: another file
+    assert OnnxClassifier.from_torch(recalibrated).temperature == 2.0
+    assert len(exports) == 3
+
+    export_cache_path(model).write_bytes(b"truncated")  # a damaged file is replaced, not trusted
+    assert torch.allclose(OnnxClassifier.from_torch(model)(x), first(x), atol=1e-6) and len(exports) == 4
+    OnnxClassifier.from_torch(model, cache=False)
+    assert len(exports) == 5 and len(list((tmp_path / "onnx").glob("*.onnx"))) == 3
