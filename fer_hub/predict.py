@@ -57,8 +57,9 @@ class Predictor:
         """`backend`: what runs the classifier. "onnx" exports the model to onnxruntime on the
         spot (parity-checked; about 1 s, then cached on disk per model): on a CPU one CustomCNN
         crop takes 2.0 ms instead of 3.9 and a batch runs 2.2x faster
-        (`benchmarks/bench_predict.py`); explanation maps still use the torch model. "torch" keeps PyTorch. "auto" (default) is "onnx" on the CPU and "torch"
-        elsewhere, falling back to torch with a warning if the export fails."""
+        (`benchmarks/bench_predict.py`); explanation maps still use the torch model. "torch"
+        keeps PyTorch. "auto" (default) is "onnx" on the CPU and "torch" elsewhere, falling back
+        to torch with a warning if the export fails."""
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         self.device = torch.device(device)

@@ -230,5 +230,6 @@ def test_onnx_export_is_cached_and_reused_only_for_the_same_model(tmp_path, monk
 
     export_cache_path(model).write_bytes(b"truncated")  # a damaged file is replaced, not trusted
     assert torch.allclose(OnnxClassifier.from_torch(model)(x), first(x), atol=1e-6) and len(exports) == 4
+    assert torch.equal(OnnxClassifier(export_cache_path(model))(x), first(x))  # rewritten whole
     OnnxClassifier.from_torch(model, cache=False)
     assert len(exports) == 5 and len(list((tmp_path / "onnx").glob("*.onnx"))) == 3
