@@ -1,6 +1,7 @@
 """Live webcam speed: frames per second the Space's live handler sustains, per viewer, on this CPU.
 
     python benchmarks/bench_live.py                # 1, 2 and 3 viewers (the Space serves 3)
+    python benchmarks/bench_live.py --model custom-cnn
 
 Each viewer is a thread feeding the Space's own `live()` handler (space/app.py: detection,
 classification, tracking and smoothing, boxes drawn, the bar chart's table) 640x480 webcam frames
@@ -8,12 +9,13 @@ back to back, then encoding the output image as JPEG as gradio does for the live
 astronaut's head and shoulders drifting across a gray frame (a face in view), and the same frame
 with no face. The browser asks for a frame every 0.15 s (`stream_every`), so 6.7 frames/s per
 viewer is all a stream can use; the headroom column says how far above that the server is.
-Model: the shipped CustomCNN when it exists, else a randomly initialised one (speed does not
-depend on the weights). Stop any training run first: it shares the cores.
+Model: `--model` (default: the Space's default), shipped when it is, else randomly initialised
+(speed does not depend on the weights). Stop any training run first: it shares the cores.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import io
 import os
@@ -67,17 +69,21 @@ def viewer(app, model: str, stream: list[np.ndarray]) -> tuple[list[float], int]
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from fer_hub import CustomCNN
+    from fer_hub.models import MODELS
+    from fer_hub.service import MODEL_NAMES
 
-    shipped = ROOT / "space" / "checkpoints" / "custom-cnn"
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0])
+    name = p.parse_args().model
+    shipped = ROOT / "space" / "checkpoints" / name
     with tempfile.TemporaryDirectory() as tmp:
         if (shipped / "model.safetensors").is_file():
             ckpt = shipped
         else:
             torch.manual_seed(0)
-            ckpt = Path(tmp) / "custom-cnn"
-            CustomCNN().save_pretrained(ckpt)
-            print("(no shipped checkpoint: timing a randomly initialised CustomCNN)")
+            ckpt = Path(tmp) / name
+            MODELS[name]().save_pretrained(ckpt)
+            print(f"(no shipped checkpoint: timing a randomly initialised {name})")
         app = load_app(str(ckpt))
         model = app.MODEL_CHOICES[0]
         print(

@@ -5,8 +5,9 @@
 
 Photo: skimage's astronaut (one face) on a 640x480 canvas, through the whole Predictor with each
 face detector (Haar, RetinaFace) and each classifier backend (torch, onnxruntime), decoded and
-from JPEG bytes. Model: the shipped checkpoints when they exist, else randomly initialised ones
-(speed does not depend on the weights). Stop any training run first: it shares the cores.
+from JPEG bytes, with `--model` (default: the Space's and the command line's default model).
+Crops: both models. Models: the shipped checkpoints when they exist, else randomly initialised
+ones (speed does not depend on the weights). Stop any training run first: it shares the cores.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+from fer_hub.service import MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +45,7 @@ def checkpoints(tmp: Path) -> Path:
     from fer_hub import CnnModel2, CustomCNN
 
     shipped = ROOT / "space" / "checkpoints"
-    if all((shipped / n / "model.safetensors").is_file() for n in ("custom-cnn", "cnn-model2")):
+    if all((shipped / n / "model.safetensors").is_file() for n in MODEL_NAMES):
         return shipped
     torch.manual_seed(0)
     CustomCNN().save_pretrained(tmp / "custom-cnn")
@@ -51,7 +54,7 @@ def checkpoints(tmp: Path) -> Path:
     return tmp
 
 
-def bench_photo(ckpt: Path, repeats: int) -> None:
+def bench_photo(ckpt: Path, model: str, repeats: int) -> None:
     """One 640x480 photo with one face through the whole Predictor, per detector and classifier
     backend, with the image already decoded and with JPEG decoding included."""
     import io
@@ -62,11 +65,11 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     buf = io.BytesIO()
     photo.save(buf, format="JPEG", quality=90)
     jpeg, array = buf.getvalue(), np.asarray(photo)
-    print(f"photo 640x480 (skimage astronaut), one face, CustomCNN, {repeats} calls after 10 warm-up:")
+    print(f"photo 640x480 (skimage astronaut), one face, {model}, {repeats} calls after 10 warm-up:")
     built = []
     for _ in range(2):  # main() starts with an empty export cache: the first build exports
         t0 = time.perf_counter()
-        plain = Predictor.from_pretrained(ckpt / "custom-cnn")
+        plain = Predictor.from_pretrained(ckpt / model)
         built.append(time.perf_counter() - t0)
     defaults = (plain.detector.kind, plain.backend)  # what Predictor.from_pretrained(path) uses
     print(
@@ -75,7 +78,7 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
     )
     for detector in ("haar", "retinaface"):
         for backend in ("torch", "onnx"):
-            predictor = Predictor.from_pretrained(ckpt / "custom-cnn", detector=detector, backend=backend)
+            predictor = Predictor.from_pretrained(ckpt / model, detector=detector, backend=backend)
             for _ in range(10):  # warm-up: first calls allocate and pick kernels
                 result = predictor(array)
             assert result["face_found"] and len(result["faces"]) == 1, result
@@ -90,7 +93,7 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
             default = "  <- the defaults" if (detector, backend) == defaults else ""
             print(f"  {detector:10s} + {backend:5s} classifier | " + " | ".join(figures) + default)
     crops = [photo.crop((170, 40, 400, 270))] * 64
-    for name in ("custom-cnn", "cnn-model2"):
+    for name in MODEL_NAMES:
         figures = []
         for backend in ("torch", "onnx"):
             pred = Predictor.from_pretrained(ckpt / name, backend=backend)
@@ -111,13 +114,13 @@ def bench_photo(ckpt: Path, repeats: int) -> None:
         print(f"classifier {name}: " + "; ".join(figures))
 
 
-def bench_clients(ckpt: Path, clients: int, requests: int) -> None:
+def bench_clients(ckpt: Path, model: str, clients: int, requests: int) -> None:
     import socket
 
     from bench_live import load_app
     from gradio_client import Client, handle_file
 
-    app = load_app(f"{ckpt / 'custom-cnn'},{ckpt / 'cnn-model2'}")
+    app = load_app(",".join(str(ckpt / name) for name in MODEL_NAMES))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -132,7 +135,7 @@ def bench_clients(ckpt: Path, clients: int, requests: int) -> None:
             for _ in range(requests):
                 t0 = time.perf_counter()
                 try:
-                    r = client.predict(handle_file(str(path)), "custom-cnn", api_name="/predict")
+                    r = client.predict(handle_file(str(path)), model, api_name="/predict")
                     errors += not r["face_found"]
                 except Exception:
                     errors += 1
@@ -156,6 +159,7 @@ def bench_clients(ckpt: Path, clients: int, requests: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0], help="photo and Space model")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--clients", type=int, default=0, help="also load-test the Space with N clients")
     p.add_argument("--requests", type=int, default=25, help="requests per client")
@@ -169,9 +173,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FER_HUB_CACHE"] = str(Path(tmp) / "cache")  # the user's cache stays untouched
         ckpt = checkpoints(Path(tmp))
-        bench_photo(ckpt, args.repeats)
+        bench_photo(ckpt, args.model, args.repeats)
         if args.clients:
-            bench_clients(ckpt, args.clients, args.requests)
+            bench_clients(ckpt, args.model, args.clients, args.requests)
 
 
 if __name__ == "__main__":

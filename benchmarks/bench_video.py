@@ -1,16 +1,18 @@
 """Video analysis speed: frames per second of a 640x480 clip at stride 1 and 5, and how the cost
 grows with the number of faces in view.
 
-    python benchmarks/bench_video.py
+    python benchmarks/bench_video.py [--model custom-cnn]
 
 The clips are generated here (PyAV, H.264): 1, 2 or 4 copies of the astronaut's head and
-shoulders drifting across a 640x480 frame for 150 frames (6 s at 25 fps). Model: space/checkpoints/custom-cnn when
-it exists, else a randomly initialised CustomCNN (speed does not depend on the weights).
+shoulders drifting across a 640x480 frame for 150 frames (6 s at 25 fps). Model: `--model`
+(default: the command line's default), from space/checkpoints when it ships, else randomly
+initialised (speed does not depend on the weights).
 Stop any training run first: it shares the cores.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import tempfile
@@ -56,18 +58,23 @@ def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from fer_hub import CustomCNN, Predictor
+    from fer_hub import Predictor
+    from fer_hub.models import MODELS
+    from fer_hub.service import MODEL_NAMES
     from fer_hub.video import analyze_video, probe
 
-    shipped = ROOT / "space" / "checkpoints" / "custom-cnn"
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0])
+    name = p.parse_args().model
+    shipped = ROOT / "space" / "checkpoints" / name
     if (shipped / "model.safetensors").is_file():
         predictor = Predictor.from_pretrained(shipped)
     else:
         torch.manual_seed(0)
-        predictor = Predictor(CustomCNN())
-        print("(no shipped checkpoint: timing a randomly initialised CustomCNN)")
+        predictor = Predictor(MODELS[name]())
+        print(f"(no shipped checkpoint: timing a randomly initialised {name})")
     print(
-        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), {name}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for faces in (1, 2, 4):

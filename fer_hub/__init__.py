@@ -1,7 +1,7 @@
 """fer_hub: facial-expression recognition (FER-2013) that you can train, share and use.
 
 from fer_hub import Predictor, CustomCNN, EMOTIONS
-Predictor.from_pretrained("space/checkpoints/custom-cnn")("photo.jpg")
+Predictor.from_pretrained("space/checkpoints/cnn-model2")("photo.jpg")
 """
 
 from .labels import EMOTIONS

@@ -6,8 +6,8 @@
     fer-hub calibrate space/checkpoints/custom-cnn --dataset ../shared/fer2013
     fer-hub train --model custom-cnn --recipe strong ...   # same flags as train_hub.py
 
-`--model` takes a model folder, a Hub repo id or an `.onnx` file; the default is the CustomCNN
-shipped in this repository's space/checkpoints. Bad input exits with code 2 and one line saying
+`--model` takes a model folder, a Hub repo id or an `.onnx` file; the default is the CnnModel2
+shipped in this repository's space/checkpoints, the Space's default too. Bad input exits with code 2 and one line saying
 what was wrong; unreadable images are reported, skipped and counted, never fatal.
 """
 
@@ -33,10 +33,12 @@ class UsageError(Exception):
 
 
 def _default_model() -> str:
-    folder = SHIPPED / "custom-cnn"
+    from .service import MODEL_NAMES  # the Space's default is the command line's
+
+    folder = SHIPPED / MODEL_NAMES[0]
     if not (folder / "model.safetensors").is_file():
         raise UsageError(
-            "no --model given and no shipped checkpoint at space/checkpoints/custom-cnn: "
+            f"no --model given and no shipped checkpoint at space/checkpoints/{MODEL_NAMES[0]}: "
             "pass --model FOLDER, a Hub repo id ORG/NAME, or a .onnx file"
         )
     return str(folder)
@@ -214,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_help = "model folder, Hub repo id or .onnx file (default: space/checkpoints/custom-cnn)"
+    model_help = "model folder, Hub repo id or .onnx file (default: space/checkpoints/cnn-model2)"
 
     s = sub.add_parser("predict", help="faces and expressions in images and folders of images")
     s.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")

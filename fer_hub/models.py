@@ -8,6 +8,8 @@ mixin writes them to config.json, so `from_pretrained` needs no training code.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -90,7 +92,10 @@ class _FERModel(
         # The mixin defaults to strict=False, which silently loads weights into a mismatched
         # architecture. Always load strictly, and say which folder did not match.
         try:
-            return super()._from_pretrained(model_id=model_id, strict=True, **kwargs)
+            # The mixin prints "Loading weights from local directory" to stdout, where it would
+            # corrupt the CSV that `fer-hub predict` writes there.
+            with contextlib.redirect_stdout(io.StringIO()):
+                return super()._from_pretrained(model_id=model_id, strict=True, **kwargs)
         except RuntimeError as e:
             raise ValueError(
                 f"weights in {model_id!r} do not match {cls.__name__} with this config: {e}"

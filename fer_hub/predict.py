@@ -1,8 +1,8 @@
 """Predictor: photos in, faces with expression probabilities out (JSON-serializable dicts).
 
-    predictor = Predictor.from_pretrained("space/checkpoints/custom-cnn")   # or "ORG/NAME"
+    predictor = Predictor.from_pretrained("space/checkpoints/cnn-model2")   # or "ORG/NAME"
     predictor("photo.jpg")
-    # {"model": "custom-cnn", "face_found": True,
+    # {"model": "cnn-model2", "face_found": True,
     #  "faces": [{"box": [x, y, w, h], "label": "happy", "probabilities": {"angry": 0.01, ...},
     #             "uncertain": False}]}
 

@@ -32,16 +32,20 @@ __all__ = [
 # frames/s measured on 2 CPU cores (benchmarks/bench_video.py), about 20 s.
 MAX_ANALYSED_FRAMES = 300
 
-MODEL_NAMES = ("custom-cnn", "cnn-model2")
+# The first is the default of the Space and the command line: the more accurate on validation
+# (tests/test_checkpoints.py holds it to that). CustomCNN saves about 1 ms per face on 2 cores
+# (benchmarks/bench_predict.py), which no tab needs.
+MODEL_NAMES = ("cnn-model2", "custom-cnn")
 
 
 def load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None = None) -> dict[str, Predictor]:
-    """One Predictor per model, keyed by architecture name.
+    """One Predictor per model, keyed by architecture name, the default first.
 
     `repo_ids` (default: $FER_MODEL_REPO) is a comma-separated list of Hub repo ids or folders;
-    each is registered under the architecture its config.json names. Otherwise the models load
-    from `checkpoints_dir/<name>` (the Space's checkpoints/ folder): a missing one is a warning,
-    no model at all an error, each naming the path and the command that creates it.
+    each is registered under the architecture its config.json names, and the first given is the
+    default. Otherwise the models load from `checkpoints_dir/<name>` (the Space's checkpoints/
+    folder) in MODEL_NAMES order: a missing one is a warning, no model at all an error, each
+    naming the path and the command that creates it.
     """
     repo_ids = repo_ids if repo_ids is not None else os.environ.get("FER_MODEL_REPO", "")
     sources = [s.strip() for s in repo_ids.split(",") if s.strip()]

@@ -2,8 +2,8 @@
 
     python space/app.py            # http://127.0.0.1:7860
 
-API (gradio_client): `/predict` takes an image file and a model name ("custom-cnn" or
-"cnn-model2") and returns {"model", "face_found", "faces": [{"box", "label", "probabilities",
+API (gradio_client): `/predict` takes an image file and a model name ("cnn-model2", the
+default, or "custom-cnn") and returns {"model", "face_found", "faces": [{"box", "label", "probabilities",
 "uncertain"}]}; `/video` takes a clip and a model name and returns a timeline plot, a summary
 and a CSV. Checkpoints come from ./checkpoints/<model> or, if set, from $FER_MODEL_REPO (Hub
 repo ids).
@@ -45,7 +45,7 @@ PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by eve
 MODEL_CHOICES = list(PREDICTORS)
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)
-# Streams served at once: a frame costs ~12 ms with a face in view and ~50 ms without (every
+# Streams served at once: a frame costs ~15 ms with a face in view and ~55 ms without (every
 # detector pass), so 3 viewers still get the 6.7 frames/s they ask for (benchmarks/bench_live.py).
 LIVE_VIEWERS = 3
 
@@ -201,7 +201,7 @@ with gr.Blocks(title="fer_hub: facial expressions") as demo:
         clip_csv = CsvFileOutput(label="faces_csv")
     with gr.Tab("API"):
         gr.Markdown(
-            "For programs: `Client(url).predict(handle_file('face.jpg'), 'custom-cnn', "
+            "For programs: `Client(url).predict(handle_file('face.jpg'), 'cnn-model2', "
             "api_name='/predict')` returns all seven probabilities per face. Try it here "
             "(uses the model chosen above):"
         )

@@ -118,8 +118,11 @@ def free_port() -> int:
 
 
 def load_app(monkeypatch, checkpoints: Path):
-    """Import space/app.py as a module, its models taken from `checkpoints` via FER_MODEL_REPO."""
-    monkeypatch.setenv("FER_MODEL_REPO", f"{checkpoints / 'custom-cnn'},{checkpoints / 'cnn-model2'}")
+    """Import space/app.py as a module, its models taken from `checkpoints` via FER_MODEL_REPO in
+    the Space's own order (the default first)."""
+    from fer_hub.service import MODEL_NAMES
+
+    monkeypatch.setenv("FER_MODEL_REPO", ",".join(str(checkpoints / name) for name in MODEL_NAMES))
     spec = importlib.util.spec_from_file_location(
         "fer_space_app", Path(__file__).resolve().parents[1] / "space" / "app.py"
     )

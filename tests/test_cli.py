@@ -74,6 +74,25 @@ def test_predict_a_folder_writes_one_row_per_face_and_skips_unreadable_files(
     assert "skipped" in err and "broken.jpg" in err and "3 image(s), 3 face(s) found, 1 unreadable" in err
 
 
+def test_predict_without_csv_writes_a_clean_csv_on_stdout(tiny_checkpoints, capsys):
+    assert main(["predict", str(ASTRONAUT), "--model", str(tiny_checkpoints / "cnn-model2")]) == 0
+    header, row = capsys.readouterr().out.splitlines()  # nothing else: `> faces.csv` must parse
+    assert header == ",".join(PREDICT_COLUMNS) and row.startswith(str(ASTRONAUT))
+
+
+def test_predict_without_model_uses_the_spaces_default_shipped_model(tmp_path):
+    from fer_hub.service import MODEL_NAMES
+
+    out = tmp_path / "faces.csv"
+    assert main(["predict", str(ASTRONAUT), "--csv", str(out)]) == 0
+    [row] = read_csv(out)
+    expected = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / MODEL_NAMES[0])(ASTRONAUT)
+    [face] = expected["faces"]
+    assert [float(row[e]) for e in EMOTIONS] == pytest.approx(
+        [face["probabilities"][e] for e in EMOTIONS], abs=1e-5
+    )
+
+
 def test_predict_json_and_bad_input_exit_codes(tiny_checkpoints, tmp_path, capsys):
     model = str(tiny_checkpoints / "custom-cnn")
     out = tmp_path / "o.json"

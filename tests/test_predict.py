@@ -166,7 +166,7 @@ def test_missing_checkpoints_name_the_path_and_the_command(tmp_path, tiny_checkp
     with pytest.warns(UserWarning, match=r"(?s)serving custom-cnn only.*--model cnn-model2"):
         assert list(load_predictors(tmp_path / "checkpoints")) == ["custom-cnn"]
     both = load_predictors(tiny_checkpoints)
-    assert list(both) == ["custom-cnn", "cnn-model2"]
+    assert list(both) == ["cnn-model2", "custom-cnn"]  # the default first: the Space's menu order
     assert both["custom-cnn"].detector is both["cnn-model2"].detector
 
 
