@@ -193,6 +193,39 @@ class CnnModel2(_FERModel):
 MODELS: dict[str, type[_FERModel]] = {"custom-cnn": CustomCNN, "cnn-model2": CnnModel2}
 
 
+def _hub_config(repo_id: str, hub_kw: dict) -> str:
+    """config.json of a Hub model repo, or an error that says which repo and what to do."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        return hf_hub_download(repo_id, "config.json", **hub_kw)
+    except LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+        raise FileNotFoundError(
+            f"Hub repo {repo_id!r} is not in the local cache and {why}: download it once online, "
+            "or pass a local model folder"
+        ) from None
+    except GatedRepoError:
+        raise PermissionError(
+            f"Hub repo {repo_id!r} is gated: accept its terms on the Hub, then log in"
+        ) from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(
+            f"no model repo {repo_id!r} on the Hub (or it is private: log in with `hf auth login`)"
+        ) from None
+    except RevisionNotFoundError:
+        raise FileNotFoundError(f"Hub repo {repo_id!r} has no revision {hub_kw.get('revision')!r}") from None
+    except RemoteEntryNotFoundError:
+        raise FileNotFoundError(f"Hub repo {repo_id!r} has no config.json: not a fer_hub model") from None
+
+
 def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnModel2:
     """Load either model from a local Hub-style folder or a Hub repo id, picking the class from
     the "architecture" entry of its config.json. Extra kwargs go to `from_pretrained`."""
@@ -212,7 +245,7 @@ def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnM
         )
     else:
         hub_kw = {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
-        config_file = Path(hf_hub_download(model_id, "config.json", **hub_kw))
+        config_file = Path(_hub_config(model_id, hub_kw))
     try:
         architecture = json.loads(config_file.read_text())["architecture"]
     except (ValueError, KeyError) as e:

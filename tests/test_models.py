@@ -97,3 +97,13 @@ def test_load_model_reports_missing_and_unknown_folders(tmp_path):
 
 def test_registry_names_match_architectures():
     assert {name: cls.ARCHITECTURE for name, cls in MODELS.items()} == {n: n for n in MODELS}
+
+
+def test_uncached_hub_repo_offline_says_offline_and_names_the_repo(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(
+        FileNotFoundError, match=r"'some-org/never-cached' is not in the local cache and HF_HUB_OFFLINE"
+    ):
+        load_model("some-org/never-cached", cache_dir=tmp_path)
