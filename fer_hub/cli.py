@@ -7,8 +7,9 @@
     fer-hub train --model custom-cnn --recipe strong ...   # same flags as train_hub.py
 
 `--model` takes a model folder, a Hub repo id or an `.onnx` file; the default is the CnnModel2
-shipped in this repository's space/checkpoints, the Space's default too. Bad input exits with code 2 and one line saying
-what was wrong; unreadable images are reported, skipped and counted, never fatal.
+shipped in this repository's space/checkpoints, the Space's default too. Bad input exits with
+code 2 and one line saying what was wrong; unreadable images are reported, skipped and
+counted, never fatal.
 """
 
 from __future__ import annotations
