@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,6 +71,29 @@ def _image_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     return files, problems
 
 
+def _check_output(path: str | None, flag: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse an output path that cannot be written before any work starts, not after it."""
+    if not path:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{flag} {path}: a folder; give a file path")
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} {path}: expected one of {', '.join(suffixes)}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot create its folder ({e.strerror})") from None
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"{flag} {path}: not writable")
+
+
+def _plot_suffixes() -> tuple[str, ...]:
+    from matplotlib.figure import Figure
+
+    return tuple(f".{s}" for s in Figure().canvas.get_supported_filetypes())
+
+
 def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_out: str | None) -> None:
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +120,8 @@ def cmd_predict(args) -> int:
 
     from .images import ImageError, load_image
 
+    _check_output(args.csv, "--csv")
+    _check_output(args.json, "--json")
     files, problems = _image_files(args.paths)
     if not files and not problems:
         raise UsageError(
@@ -143,6 +169,10 @@ def cmd_predict(args) -> int:
 def cmd_video(args) -> int:
     from .video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary
 
+    _check_output(args.csv, "--csv")
+    _check_output(args.annotate, "--annotate", (".mp4", ".mov", ".mkv"))  # containers for H.264
+    if args.plot:
+        _check_output(args.plot, "--plot", _plot_suffixes())
     predictor = _predictor(args.model)
     try:
         info = probe(args.video)
@@ -177,6 +207,7 @@ def cmd_export(args) -> int:
     from .models import load_model
     from .onnx_model import export_onnx
 
+    _check_output(args.onnx, "--onnx", (".onnx",))
     try:
         model = load_model(args.model)
     except (FileNotFoundError, ValueError, OSError) as e:
@@ -186,7 +217,10 @@ def cmd_export(args) -> int:
         from .data import load_fer2013
         from .preprocess import normalize
 
-        data = load_fer2013(args.dataset, log=lambda *_: None)
+        try:
+            data = load_fer2013(args.dataset, log=lambda *_: None)
+        except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+            raise UsageError(f"--dataset {args.dataset}: {e}") from None
         x = data.x_test if data.x_test is not None else data.x_val
         real = normalize(x[: args.check_images])
     try:

@@ -83,8 +83,10 @@ class _FERModel(
         self.temperature = float(temperature)
         self.uncertain_below = float(uncertain_below)
 
+    @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Calibrated class probabilities (B, num_classes) in `self.labels` order."""
+        """Calibrated class probabilities (B, num_classes) in `self.labels` order, without a
+        graph (ready for `.numpy()`); call the model itself for gradients."""
         return (self(x).float() / self.temperature).softmax(-1)
 
     @classmethod

@@ -133,7 +133,10 @@ class OnnxClassifier:
         if threads:
             options.intra_op_num_threads = threads
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer_hub.retinaface
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime's errors share no base class
+            raise ValueError(f"{path}: not an ONNX model onnxruntime can load ({type(e).__name__})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "fer_hub.labels" not in meta:
             raise ValueError(f"{path}: not exported by fer_hub (no label names in its metadata)")

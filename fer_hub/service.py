@@ -51,9 +51,15 @@ def load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None = N
     sources = [s.strip() for s in repo_ids.split(",") if s.strip()]
     predictors: dict[str, Predictor] = {}
     if sources:
+        origin: dict[str, str] = {}
         for source in sources:
             predictor = Predictor.from_pretrained(source)
-            predictors[predictor.name] = predictor
+            if predictor.name in predictors:  # the menu has one entry per architecture
+                raise ValueError(
+                    f"FER_MODEL_REPO names two {predictor.name} models ({origin[predictor.name]} and "
+                    f"{source}); the Space serves one model per architecture"
+                )
+            predictors[predictor.name], origin[predictor.name] = predictor, source
         return predictors
     root = Path(checkpoints_dir)
     present = [name for name in MODEL_NAMES if (root / name / "model.safetensors").is_file()]

@@ -56,6 +56,8 @@ def _open(path: str | os.PathLike):
     import av
 
     path = Path(path)
+    if path.is_dir():
+        raise VideoError(f"{path}: a folder, not a video file")
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     try:
@@ -91,12 +93,14 @@ def _frames(path) -> Iterator[tuple[int, float, np.ndarray]]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or 25)
+        decoded = 0
         try:
             for i, frame in enumerate(container.decode(stream)):
                 t = float(frame.time) if frame.time is not None else i / fps
                 yield i, t, frame.to_ndarray(format="rgb24")
+                decoded += 1
         except av.error.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed at frame {i + 1} ({e})") from None
+            raise VideoError(f"{path}: decoding failed after {decoded} frame(s) ({e})") from None
 
 
 class _Writer:

@@ -137,9 +137,20 @@ def test_video_tracks_one_face_with_increasing_times_plot_and_annotated_copy(
     assert (info.frames, info.width, info.height) == (30, 640, 480)
 
 
-def test_video_that_is_not_a_video_is_a_clear_error(tiny_checkpoints, tmp_path, capsys):
-    bad = tmp_path / "clip.mp4"
-    bad.write_text("no frames here")
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("clip.mp4", "not a video"),  # FFmpeg refuses to open it
+        ("photo.jpg", "decoding failed after 0 frame(s)"),  # opens as an image sequence, then fails
+        ("folder", "a folder, not a video file"),
+    ],
+)
+def test_video_that_is_not_a_video_is_a_one_line_error(name, why, tiny_checkpoints, tmp_path, capsys):
+    bad = tmp_path / name
+    if name == "folder":
+        bad.mkdir()
+    else:
+        bad.write_text("no frames here")
     args = [
         "video",
         str(bad),
@@ -150,7 +161,56 @@ def test_video_that_is_not_a_video_is_a_clear_error(tiny_checkpoints, tmp_path, 
     ]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "not a video" in err and "Traceback" not in err
+    assert err.startswith(f"error: {bad}: ") and why in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_outputs_are_refused_before_any_work(tiny_checkpoints, tmp_path, capsys):
+    model = str(tiny_checkpoints / "custom-cnn")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    clip = tmp_path / "missing.mp4"  # never opened: the outputs are checked first
+    cases = [
+        (["predict", str(ASTRONAUT), "--csv", str(folder)], "--csv"),
+        (["predict", str(ASTRONAUT), "--json", str(folder)], "--json"),
+        (
+            ["video", str(clip), "--csv", str(tmp_path / "o.csv"), "--plot", str(tmp_path / "t.jpgx")],
+            "--plot",
+        ),
+        (
+            ["video", str(clip), "--csv", str(tmp_path / "o.csv"), "--annotate", str(tmp_path / "b.gif")],
+            "--annotate",
+        ),
+        (["export", model, "--onnx", str(folder)], "--onnx"),
+    ]
+    for argv, flag in cases:
+        assert main(argv + ([] if argv[0] == "export" else ["--model", model])) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flag} ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_export_with_a_dataset_that_is_not_one_is_a_one_line_error(tiny_checkpoints, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = [
+        "export",
+        str(tiny_checkpoints / "custom-cnn"),
+        "--onnx",
+        str(tmp_path / "m.onnx"),
+        "--dataset",
+        str(empty),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --dataset {empty}: ") and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_model_file_that_is_not_onnx_is_a_one_line_error(tmp_path, capsys):
+    fake = tmp_path / "model.onnx"
+    fake.write_text("not a protobuf")
+    assert main(["predict", str(ASTRONAUT), "--model", str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "not an ONNX model onnxruntime can load" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])

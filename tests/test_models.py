@@ -107,3 +107,12 @@ def test_uncached_hub_repo_offline_says_offline_and_names_the_repo(tmp_path, mon
         FileNotFoundError, match=r"'some-org/never-cached' is not in the local cache and HF_HUB_OFFLINE"
     ):
         load_model("some-org/never-cached", cache_dir=tmp_path)
+
+
+def test_predict_proba_needs_no_graph_and_matches_the_calibrated_softmax():
+    torch.manual_seed(0)
+    model = CustomCNN(temperature=2.0).eval()
+    x = torch.randn(3, 1, 48, 48)
+    p = model.predict_proba(x)
+    assert not p.requires_grad and p.numpy().shape == (3, 7)
+    torch.testing.assert_close(p, (model(x) / 2.0).softmax(-1).detach())

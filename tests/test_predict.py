@@ -233,3 +233,14 @@ def test_onnx_export_is_cached_and_reused_only_for_the_same_model(tmp_path, monk
     assert torch.equal(OnnxClassifier(export_cache_path(model))(x), first(x))  # rewritten whole
     OnnxClassifier.from_torch(model, cache=False)
     assert len(exports) == 5 and len(list((tmp_path / "onnx").glob("*.onnx"))) == 3
+
+
+def test_fer_model_repo_naming_two_models_of_one_architecture_is_refused(tiny_checkpoints, tmp_path):
+    import shutil
+
+    twin = tmp_path / "another-custom-cnn"
+    shutil.copytree(tiny_checkpoints / "custom-cnn", twin)
+    with pytest.raises(
+        ValueError, match=r"two custom-cnn models .*another-custom-cnn.*one model per architecture"
+    ):
+        load_predictors("/nonexistent", repo_ids=f"{tiny_checkpoints / 'custom-cnn'},{twin}")
