@@ -27,6 +27,7 @@ import torch.nn.functional as F
 __all__ = [
     "TARGET_ACCURACY",
     "fit_temperature",
+    "no_signal_note",
     "expected_calibration_error",
     "uncertain_threshold",
     "coverage_curve",
@@ -54,6 +55,18 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
     opt.step(closure)
     return float(log_t.detach().exp())
+
+
+def no_signal_note(temperature: float, uncertain_below: float) -> str:
+    """A warning for the log when calibration found the model barely better than chance (a smoke
+    run, a broken dataset), else "": its probabilities come out near uniform and every face is
+    marked uncertain, which looks like a bug unless said."""
+    if temperature <= 10 and uncertain_below < 0.999:
+        return ""
+    return (
+        "note: the model barely ranks the classes on validation, so calibrated probabilities are "
+        "near uniform and every face will be 'uncertain' (train longer or check the data)"
+    )
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, bins: int = ECE_BINS) -> float:
@@ -183,6 +196,8 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
             else ""
         )
     )
+    if note := no_signal_note(report["temperature"], report["uncertain_below"]):
+        log(f"[calibrate] {note}")
     return report
 
 

@@ -246,6 +246,17 @@ def cmd_calibrate(args) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def _at_least_1(text: str) -> int:
+    """argparse type: so the subcommand's own usage line reports a bad count."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import DEFAULT_DATASET
 
@@ -264,13 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--tta", action="store_true", help="average with the mirrored face (slower, a little more accurate)"
     )
-    s.add_argument("--batch", type=int, default=32, help="images per forward pass (default: 32)")
+    s.add_argument("--batch", type=_at_least_1, default=32, help="images per forward pass (default: 32)")
     s.set_defaults(fn=cmd_predict)
 
     s = sub.add_parser("video", help="tracked faces and smoothed expressions over a video")
     s.add_argument("video", help="video file (mp4, webm, mov, mkv, avi, ...)")
     s.add_argument("--csv", required=True, metavar="OUT", help="one row per face per analysed frame")
-    s.add_argument("--every", type=int, default=1, metavar="N", help="analyse every N-th frame (default: 1)")
+    s.add_argument(
+        "--every", type=_at_least_1, default=1, metavar="N", help="analyse every N-th frame (default: 1)"
+    )
     s.add_argument("--plot", metavar="OUT.png", help="each face's probabilities over time")
     s.add_argument("--annotate", metavar="OUT.mp4", help="write the video with boxes and labels")
     s.add_argument("--model", help=model_help)
@@ -280,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model folder or Hub repo id")
     s.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the ONNX file")
     s.add_argument("--dataset", help="also check parity on FER-2013 test images from this dataset")
-    s.add_argument("--check-images", type=int, default=512, help="how many (default: 512)")
+    s.add_argument("--check-images", type=_at_least_1, default=512, help="how many (default: 512)")
     s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("calibrate", help="fit temperature and 'uncertain' threshold of a model folder")
@@ -304,9 +317,6 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("every", "batch", "check_images"):
-        if getattr(args, name, 1) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     try:
         return args.fn(args)
     except UsageError as e:

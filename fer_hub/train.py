@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, augment_batch
-from .calibration import calibration_report
+from .calibration import calibration_report, no_signal_note
 from .data import DEFAULT_DATASET, DEFAULT_REVISION, FERData, load_fer2013
 from .ema import EMA
 from .evaluate import evaluate, predict_logits, predict_proba
@@ -478,6 +478,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
             else ""
         )
     )
+    if note := no_signal_note(calibration["temperature"], calibration["uncertain_below"]):
+        log(f"[eval] {note}")
     return RunResult(best, history, metrics, cfg, data)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +20,8 @@ from fer_hub.calibration import (
     uncertain_threshold,
 )
 from fer_hub.predict import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sampled(n: int, seed: int, sharpness: float = 1.0):
@@ -118,3 +121,14 @@ def test_predictor_applies_the_temperature_and_flags_uncertain_faces(tiny_checkp
 def test_calibration_command_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_no_signal_note_flags_a_smoke_runs_calibration_but_not_the_shipped_models():
+    from fer_hub.calibration import no_signal_note
+
+    # What a 1-epoch, 500-image run fitted (temperature 124758, threshold 1.0): say so.
+    assert "every face will be 'uncertain'" in no_signal_note(124758.5, 1.0)
+    assert no_signal_note(1.2, 1.0) and no_signal_note(25.0, 0.3)
+    for name in ("custom-cnn", "cnn-model2"):
+        config = json.loads((ROOT / "space" / "checkpoints" / name / "config.json").read_text())
+        assert no_signal_note(config["temperature"], config["uncertain_below"]) == ""

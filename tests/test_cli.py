@@ -253,3 +253,10 @@ def test_train_is_an_alias_of_train_hub():
         [sys.executable, "-m", "fer_hub.cli", "train", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--recipe" in out and "--resume" in out
+
+
+def test_a_count_below_one_is_reported_by_the_subcommands_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["video", "clip.mp4", "--csv", "o.csv", "--every", "0"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: fer-hub video" in err and "--every: must be at least 1, got 0" in err
