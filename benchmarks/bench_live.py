@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_video import head_patch  # the same head the video benchmark moves around
+from bench_video import head_patch, model_folder  # the video benchmark's head and model folders
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAM_EVERY = 0.15  # space/app.py's cam.stream(stream_every=...)
@@ -69,22 +69,13 @@ def viewer(app, model: str, stream: list[np.ndarray]) -> tuple[list[float], int]
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from fer_hub.models import MODELS
     from fer_hub.service import MODEL_NAMES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0])
     name = p.parse_args().model
-    shipped = ROOT / "space" / "checkpoints" / name
     with tempfile.TemporaryDirectory() as tmp:
-        if (shipped / "model.safetensors").is_file():
-            ckpt = shipped
-        else:
-            torch.manual_seed(0)
-            ckpt = Path(tmp) / name
-            MODELS[name]().save_pretrained(ckpt)
-            print(f"(no shipped checkpoint: timing a randomly initialised {name})")
-        app = load_app(str(ckpt))
+        app = load_app(str(model_folder(name, Path(tmp))))
         model = app.MODEL_CHOICES[0]
         print(
             f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; live handler of "

@@ -32,6 +32,20 @@ def head_patch() -> np.ndarray:
     return np.asarray(photo.crop((116, 6, 336, 226)).resize((200, 200)))
 
 
+def model_folder(name: str, tmp: Path) -> Path:
+    """space/checkpoints/<name> when it ships, else a randomly initialised model saved under
+    `tmp` (speed does not depend on the weights)."""
+    from fer_hub.models import MODELS
+
+    shipped = ROOT / "space" / "checkpoints" / name
+    if (shipped / "model.safetensors").is_file():
+        return shipped
+    torch.manual_seed(0)
+    MODELS[name]().save_pretrained(tmp / name)
+    print(f"(no shipped checkpoint: timing a randomly initialised {name})")
+    return tmp / name
+
+
 def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
     """`faces` head-and-shoulders patches (200 px, the face ~90 px tall) on a gray 640x480
     frame, each drifting sideways by up to 40 px."""
@@ -59,24 +73,17 @@ def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fer_hub import Predictor
-    from fer_hub.models import MODELS
     from fer_hub.service import MODEL_NAMES
     from fer_hub.video import analyze_video, probe
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0])
     name = p.parse_args().model
-    shipped = ROOT / "space" / "checkpoints" / name
-    if (shipped / "model.safetensors").is_file():
-        predictor = Predictor.from_pretrained(shipped)
-    else:
-        torch.manual_seed(0)
-        predictor = Predictor(MODELS[name]())
-        print(f"(no shipped checkpoint: timing a randomly initialised {name})")
-    print(
-        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), {name}"
-    )
     with tempfile.TemporaryDirectory() as tmp:
+        predictor = Predictor.from_pretrained(model_folder(name, Path(tmp)))
+        print(
+            f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), {name}"
+        )
         for faces in (1, 2, 4):
             clip = make_clip(Path(tmp) / f"{faces}.mp4", faces)
             info = probe(clip)

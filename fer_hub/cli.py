@@ -95,12 +95,10 @@ def _plot_suffixes() -> tuple[str, ...]:
 
 
 def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_out: str | None) -> None:
+    """CSV (to stdout unless `csv_out`) or JSON; their folders exist already (`_check_output`)."""
     if json_out:
-        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(rows, indent=1))
     if csv_out or not json_out:
-        if csv_out:
-            Path(csv_out).parent.mkdir(parents=True, exist_ok=True)
         out = open(csv_out, "w", newline="") if csv_out else sys.stdout  # noqa: SIM115
         try:
             writer = csv.DictWriter(out, fieldnames=columns)

@@ -93,14 +93,13 @@ def _frames(path) -> Iterator[tuple[int, float, np.ndarray]]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or 25)
-        decoded = 0
+        i = -1  # the last frame decoded: none when the first one fails
         try:
             for i, frame in enumerate(container.decode(stream)):
                 t = float(frame.time) if frame.time is not None else i / fps
                 yield i, t, frame.to_ndarray(format="rgb24")
-                decoded += 1
         except av.error.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {decoded} frame(s) ({e})") from None
+            raise VideoError(f"{path}: decoding failed after {i + 1} frame(s) ({e})") from None
 
 
 class _Writer:
