@@ -121,7 +121,9 @@ def cmd_predict(args) -> int:
     _check_output(args.csv, "--csv")
     _check_output(args.json, "--json")
     files, problems = _image_files(args.paths)
-    if not files and not problems:
+    if not files and problems:  # nothing to analyse: say why before loading a model
+        raise UsageError("; ".join(f"{path}: {reason}" for path, reason in problems))
+    if not files:
         raise UsageError(
             f"no images found in {' '.join(args.paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
@@ -152,13 +154,15 @@ def cmd_predict(args) -> int:
                 )
         bar.update(min(args.batch, len(files) - start))
     bar.close()
-    _write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
+    n_images = len(files) - sum(1 for p, _ in problems if Path(p).is_file())
+    if n_images:  # a header alone would pass for an answer
+        _write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    n_images = len(files) - sum(1 for p, _ in problems if Path(p).is_file())
+    written = args.csv or args.json
     print(
         f"{n_images} image(s), {n_faces} face(s) found, {len(problems)} unreadable (skipped)"
-        + (f"; wrote {args.csv or args.json}" if args.csv or args.json else ""),
+        + (f"; wrote {written}" if written and n_images else "; nothing written" if not n_images else ""),
         file=sys.stderr,
     )
     return 0 if n_images else 2
@@ -167,6 +171,8 @@ def cmd_predict(args) -> int:
 def cmd_video(args) -> int:
     from .video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary
 
+    if Path(args.video).suffix.lower() in IMAGE_SUFFIXES - {".gif"}:  # an animated GIF is a clip
+        raise UsageError(f"{args.video}: a still image, not a video; use `fer-hub predict {args.video}`")
     _check_output(args.csv, "--csv")
     _check_output(args.annotate, "--annotate", (".mp4", ".mov", ".mkv"))  # containers for H.264
     if args.plot:

@@ -142,10 +142,14 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
         empty = re.search(r'Instruction "(.+?)" corresponds to no data', str(e))
         if empty:
             raise ValueError(f"{id_or_path!r}: split {empty.group(1)!r} is empty") from e
+        hint = (
+            "Check that its parquet files are whole (data/train-*.parquet, ...)"
+            if Path(id_or_path).exists()  # the example below would send them back to the same folder
+            else "Pass a Hub dataset id you can reach, or a local folder laid out like one "
+            "(data/train-*.parquet, ...), e.g. --dataset ../shared/fer2013"
+        )
         raise RuntimeError(
-            f"could not load dataset {id_or_path!r} with datasets.load_dataset: "
-            f"{type(e).__name__}: {e}\nPass a Hub dataset id you can reach, or a local folder laid "
-            f"out like one (data/train-*.parquet, ...), e.g. --dataset ../shared/fer2013"
+            f"could not load dataset {id_or_path!r} with datasets.load_dataset: {type(e).__name__}: {e}\n{hint}"
         ) from e
     if not isinstance(dsd, datasets.DatasetDict):
         raise RuntimeError(f"{id_or_path!r}: expected a dataset with splits, got {type(dsd)}")

@@ -105,6 +105,22 @@ def test_predict_json_and_bad_input_exit_codes(tiny_checkpoints, tmp_path, capsy
     assert "no images found" in capsys.readouterr().err
     assert main(["predict", str(ASTRONAUT), "--model", str(tmp_path / "missing")]) == 2
     assert "neither a model folder nor a Hub repo id" in capsys.readouterr().err
+    gone = tmp_path / "gone.jpg"
+    assert main(["predict", str(gone), "--model", model]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"error: {gone}: no such file or folder\n"
+
+
+def test_predict_with_only_unreadable_images_writes_nothing(tiny_checkpoints, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    out = tmp_path / "faces.csv"
+    argv = ["predict", str(broken), "--model", str(tiny_checkpoints / "custom-cnn")]
+    assert main(argv) == 2
+    stdout, err = capsys.readouterr()
+    assert stdout == "" and f"skipped {broken}" in err and "nothing written" in err
+    assert main([*argv, "--csv", str(out)]) == 2
+    assert not out.exists()
     with pytest.raises(SystemExit) as e:
         main(["predict"])  # argparse: missing PATH
     assert e.value.code == 2
@@ -260,3 +276,10 @@ def test_a_count_below_one_is_reported_by_the_subcommands_usage(capsys):
         main(["video", "clip.mp4", "--csv", "o.csv", "--every", "0"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "usage: fer-hub video" in err and "--every: must be at least 1, got 0" in err
+
+
+def test_video_given_a_photo_points_to_predict(tmp_path, capsys):
+    assert main(["video", str(ASTRONAUT), "--csv", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: {ASTRONAUT}: a still image, not a video; use `fer-hub predict {ASTRONAUT}`"
+    assert not (tmp_path / "o.csv").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import datasets
 import numpy as np
 import pytest
@@ -250,6 +252,18 @@ def test_empty_split_is_an_error(tmp_path):
 def test_unreachable_dataset_says_what_to_pass_instead(tmp_path):
     with pytest.raises(RuntimeError, match="--dataset"):
         load_fer2013("no-such-org/no-such-fer-dataset", log=lambda *_: None)
+
+
+def test_a_local_folder_with_a_corrupt_parquet_file_names_the_folder_not_another(tmp_path):
+    train, _, _ = image_dataset(7, 8)
+    folder = write_hub_dataset(tmp_path, {"train": train})
+    (parquet,) = Path(folder).glob("data/train*.parquet")
+    parquet.write_bytes(b"PAR1 truncated")
+    with pytest.raises(RuntimeError) as err:
+        load_fer2013(str(folder), log=lambda *_: None)
+    message = str(err.value)
+    assert f"could not load dataset {str(folder)!r}" in message and "parquet files are whole" in message
+    assert "../shared/fer2013" not in message
 
 
 def test_full_fer2013_from_shared_folder(shared_fer):
