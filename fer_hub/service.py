@@ -28,8 +28,9 @@ __all__ = [
     "MAX_ANALYSED_FRAMES",
 ]
 
-# The Space's video tab analyses at most this many frames per request: at the ~15 analysed
-# frames/s measured on 2 CPU cores (benchmarks/bench_video.py), about 20 s.
+# The Space's video tab analyses at most this many frames per request, so one upload cannot hold
+# a worker for minutes: about 4 s at the 82 analysed frames/s benchmarks/bench_video.py measures
+# for 640x480 one-face clips (CnnModel2, 2 CPU cores); larger frames cost more to decode and search.
 MAX_ANALYSED_FRAMES = 300
 
 # The first is the default of the Space and the command line: the more accurate on validation
