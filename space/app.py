@@ -41,7 +41,10 @@ from fer_hub.service import (  # noqa: E402
 from fer_hub.tracking import FaceTracker  # noqa: E402
 from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary  # noqa: E402
 
-PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
+try:
+    PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
+except (OSError, ValueError) as e:  # no model to serve: say which and how to fix it, not where
+    raise SystemExit(f"fer_hub Space cannot start: {e}") from None
 MODEL_CHOICES = list(PREDICTORS)
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)

@@ -132,9 +132,18 @@ def test_app_without_checkpoints_fails_at_startup_naming_the_fix(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(app_copy)], capture_output=True, text=True, env=env, timeout=120
     )
-    assert proc.returncode != 0
-    assert "no model checkpoint in" in proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "fer_hub Space cannot start: no model checkpoint in" in proc.stderr
     assert "python train_hub.py --model custom-cnn --recipe strong" in proc.stderr
+
+
+def test_app_with_an_unreachable_model_repo_fails_at_startup_in_one_message(tmp_path):
+    env = {**os.environ, "FER_MODEL_REPO": "no-such-org/fer-cnn", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "space" / "app.py")], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "fer_hub Space cannot start:" in proc.stderr and "no-such-org/fer-cnn" in proc.stderr
 
 
 def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
