@@ -17,7 +17,7 @@ from PIL import Image
 from fer_hub import EMOTIONS, load_model
 from fer_hub.cli import PREDICT_COLUMNS, main
 from fer_hub.predict import Predictor
-from fer_hub.video import VIDEO_COLUMNS, probe
+from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "space" / "examples" / "astronaut.jpg"
@@ -157,7 +157,6 @@ def test_video_tracks_one_face_with_increasing_times_plot_and_annotated_copy(
     "name, why",
     [
         ("clip.mp4", "not a video"),  # FFmpeg refuses to open it
-        ("photo.jpg", "decoding failed after 0 frame(s)"),  # opens as an image sequence, then fails
         ("folder", "a folder, not a video file"),
     ],
 )
@@ -178,6 +177,14 @@ def test_video_that_is_not_a_video_is_a_one_line_error(name, why, tiny_checkpoin
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: ") and why in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_file_ffmpeg_opens_but_cannot_decode_is_a_video_error(tiny_checkpoints, tmp_path):
+    bad = tmp_path / "photo.jpg"  # FFmpeg opens a .jpg as an image sequence, then fails on the bytes
+    bad.write_text("no frames here")
+    predictor = Predictor.from_pretrained(tiny_checkpoints / "custom-cnn")
+    with pytest.raises(VideoError, match=r"photo\.jpg: decoding failed after 0 frame\(s\)"):
+        analyze_video(bad, predictor)
 
 
 def test_unwritable_outputs_are_refused_before_any_work(tiny_checkpoints, tmp_path, capsys):
