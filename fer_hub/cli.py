@@ -160,9 +160,9 @@ def cmd_predict(args) -> int:
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     written = args.csv or args.json
+    outcome = "; nothing written" if not n_images else f"; wrote {written}" if written else ""
     print(
-        f"{n_images} image(s), {n_faces} face(s) found, {len(problems)} unreadable (skipped)"
-        + (f"; wrote {written}" if written and n_images else "; nothing written" if not n_images else ""),
+        f"{n_images} image(s), {n_faces} face(s) found, {len(problems)} unreadable (skipped){outcome}",
         file=sys.stderr,
     )
     return 0 if n_images else 2

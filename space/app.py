@@ -43,7 +43,7 @@ from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track
 
 try:
     PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
-except (OSError, ValueError) as e:  # no model to serve: say which and how to fix it, not where
+except (OSError, ValueError) as e:  # nothing to serve: the cause and its fix, not a traceback
     raise SystemExit(f"fer_hub Space cannot start: {e}") from None
 MODEL_CHOICES = list(PREDICTORS)
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
