@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_video import model_folder  # shipped, else randomly initialised
 from PIL import Image
 
 from fer_hub.service import MODEL_NAMES
@@ -41,20 +42,7 @@ def photo_640x480() -> Image.Image:
     return canvas
 
 
-def checkpoints(tmp: Path) -> Path:
-    from fer_hub import CnnModel2, CustomCNN
-
-    shipped = ROOT / "space" / "checkpoints"
-    if all((shipped / n / "model.safetensors").is_file() for n in MODEL_NAMES):
-        return shipped
-    torch.manual_seed(0)
-    CustomCNN().save_pretrained(tmp / "custom-cnn")
-    CnnModel2().save_pretrained(tmp / "cnn-model2")
-    print("(no shipped checkpoints: timing randomly initialised models)")
-    return tmp
-
-
-def bench_photo(ckpt: Path, model: str, repeats: int) -> None:
+def bench_photo(folders: dict[str, Path], model: str, repeats: int) -> None:
     """One 640x480 photo with one face through the whole Predictor, per detector and classifier
     backend, with the image already decoded and with JPEG decoding included."""
     import io
@@ -69,7 +57,7 @@ def bench_photo(ckpt: Path, model: str, repeats: int) -> None:
     built = []
     for _ in range(2):  # main() starts with an empty export cache: the first build exports
         t0 = time.perf_counter()
-        plain = Predictor.from_pretrained(ckpt / model)
+        plain = Predictor.from_pretrained(folders[model])
         built.append(time.perf_counter() - t0)
     defaults = (plain.detector.kind, plain.backend)  # what Predictor.from_pretrained(path) uses
     print(
@@ -78,7 +66,7 @@ def bench_photo(ckpt: Path, model: str, repeats: int) -> None:
     )
     for detector in ("haar", "retinaface"):
         for backend in ("torch", "onnx"):
-            predictor = Predictor.from_pretrained(ckpt / model, detector=detector, backend=backend)
+            predictor = Predictor.from_pretrained(folders[model], detector=detector, backend=backend)
             for _ in range(10):  # warm-up: first calls allocate and pick kernels
                 result = predictor(array)
             assert result["face_found"] and len(result["faces"]) == 1, result
@@ -96,7 +84,7 @@ def bench_photo(ckpt: Path, model: str, repeats: int) -> None:
     for name in MODEL_NAMES:
         figures = []
         for backend in ("torch", "onnx"):
-            pred = Predictor.from_pretrained(ckpt / name, backend=backend)
+            pred = Predictor.from_pretrained(folders[name], backend=backend)
             for _ in range(5):
                 pred.classify(crops)
             t0 = time.perf_counter()
@@ -114,13 +102,13 @@ def bench_photo(ckpt: Path, model: str, repeats: int) -> None:
         print(f"classifier {name}: " + "; ".join(figures))
 
 
-def bench_clients(ckpt: Path, model: str, clients: int, requests: int) -> None:
+def bench_clients(folders: dict[str, Path], model: str, clients: int, requests: int) -> None:
     import socket
 
     from bench_live import load_app
     from gradio_client import Client, handle_file
 
-    app = load_app(",".join(str(ckpt / name) for name in MODEL_NAMES))
+    app = load_app(",".join(str(folders[name]) for name in MODEL_NAMES))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -172,10 +160,10 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FER_HUB_CACHE"] = str(Path(tmp) / "cache")  # the user's cache stays untouched
-        ckpt = checkpoints(Path(tmp))
-        bench_photo(ckpt, args.model, args.repeats)
+        folders = {name: model_folder(name, Path(tmp)) for name in MODEL_NAMES}
+        bench_photo(folders, args.model, args.repeats)
         if args.clients:
-            bench_clients(ckpt, args.model, args.clients, args.requests)
+            bench_clients(folders, args.model, args.clients, args.requests)
 
 
 if __name__ == "__main__":

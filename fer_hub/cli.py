@@ -129,7 +129,7 @@ def cmd_predict(args) -> int:
         )
     predictor = _predictor(args.model, args.tta)
     rows: list[dict] = []
-    n_faces = 0
+    n_images = n_faces = 0
     bar = tqdm(total=len(files), desc="predicting", unit="image", disable=None, file=sys.stderr)
     for start in range(0, len(files), args.batch):
         loaded = []
@@ -138,6 +138,7 @@ def cmd_predict(args) -> int:
                 loaded.append((f, load_image(f, mode="RGB")))
             except ImageError as e:
                 problems.append((str(f), e.reason))
+        n_images += len(loaded)
         for (f, _), result in zip(loaded, predictor.batch([im for _, im in loaded])):
             for i, face in enumerate(result["faces"]):
                 n_faces += result["face_found"]
@@ -154,7 +155,6 @@ def cmd_predict(args) -> int:
                 )
         bar.update(min(args.batch, len(files) - start))
     bar.close()
-    n_images = len(files) - sum(1 for p, _ in problems if Path(p).is_file())
     if n_images:  # a header alone would pass for an answer
         _write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
     for path, reason in problems:

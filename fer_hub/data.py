@@ -133,7 +133,8 @@ class _Split:
 def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Split], str]:
     import datasets  # imported here: `fer_hub` inference must not need it
 
-    if Path(id_or_path).exists():
+    local = Path(id_or_path).exists()
+    if local:
         revision = None  # a local folder is what it is; revisions name Hub commits
         _check_local_layout(Path(id_or_path))
     try:
@@ -144,7 +145,7 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
             raise ValueError(f"{id_or_path!r}: split {empty.group(1)!r} is empty") from e
         hint = (
             "Check that its parquet files are whole (data/train-*.parquet, ...)"
-            if Path(id_or_path).exists()  # the example below would send them back to the same folder
+            if local  # the example below would send them back to the same folder
             else "Pass a Hub dataset id you can reach, or a local folder laid out like one "
             "(data/train-*.parquet, ...), e.g. --dataset ../shared/fer2013"
         )

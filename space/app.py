@@ -5,8 +5,8 @@
 API (gradio_client): `/predict` takes an image file and a model name ("cnn-model2", the
 default, or "custom-cnn") and returns {"model", "face_found", "faces": [{"box", "label",
 "probabilities", "uncertain"}]}; `/video` takes a clip and a model name and returns a timeline
-plot, a summary and a CSV. Checkpoints come from ./checkpoints/<model> or, if set, from $FER_MODEL_REPO (Hub
-repo ids).
+plot, a summary and a CSV. Checkpoints come from ./checkpoints/<model> or, if set, from
+$FER_MODEL_REPO (Hub repo ids).
 """
 
 from __future__ import annotations

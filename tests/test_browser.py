@@ -118,10 +118,9 @@ def test_live_webcam_tab_boxes_the_face_and_keeps_updating(served, tmp_path):
                     expect(panel.get_by_text("smoothed over the last frames")).to_be_visible(timeout=30_000)
                     break
                 except (AssertionError, Error) as e:
-                    log.append(f"attempt {attempt}: {str(e).splitlines()[0]}")
-                    warnings.warn(
-                        f"live tab, attempt {attempt} failed: {str(e).splitlines()[0]}", stacklevel=1
-                    )
+                    why = str(e).splitlines()[0]
+                    log.append(f"attempt {attempt}: {why}")
+                    warnings.warn(f"live tab, attempt {attempt} failed: {why}", stacklevel=1)
                     page.close()
             else:
                 pytest.fail("the live tab never showed a result:\n" + "\n".join(log))

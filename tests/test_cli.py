@@ -109,6 +109,9 @@ def test_predict_json_and_bad_input_exit_codes(tiny_checkpoints, tmp_path, capsy
     assert main(["predict", str(gone), "--model", model]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == f"error: {gone}: no such file or folder\n"
+    with pytest.raises(SystemExit) as e:
+        main(["predict"])  # argparse: missing PATH
+    assert e.value.code == 2
 
 
 def test_predict_with_only_unreadable_images_writes_nothing(tiny_checkpoints, tmp_path, capsys):
@@ -121,9 +124,6 @@ def test_predict_with_only_unreadable_images_writes_nothing(tiny_checkpoints, tm
     assert stdout == "" and f"skipped {broken}" in err and "nothing written" in err
     assert main([*argv, "--csv", str(out)]) == 2
     assert not out.exists()
-    with pytest.raises(SystemExit) as e:
-        main(["predict"])  # argparse: missing PATH
-    assert e.value.code == 2
 
 
 @pytest.mark.timeout(240)
