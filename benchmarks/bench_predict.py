@@ -112,7 +112,7 @@ def bench_clients(folders: dict[str, Path], model: str, clients: int, requests: 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    _, url, _ = app.demo.launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    _, url, _ = app.demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **app.LAUNCH)
     path = Path(tempfile.mkdtemp()) / "photo.jpg"
     photo_640x480().save(path, quality=90)
     try:

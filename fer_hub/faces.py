@@ -36,7 +36,12 @@ __all__ = [
     "shrink",
     "shrink_array",
     "crop_square",
+    "WORK_SIZE",
 ]
+
+# Detection and cropping never need more than this many pixels on the longer side; bigger
+# photos (a 10,000 x 10,000 scan) and video frames are downscaled first and boxes scaled back.
+WORK_SIZE = 2048
 
 
 @dataclass(frozen=True)

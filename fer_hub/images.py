@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageError", "load_image"]
+__all__ = ["ImageError", "MAX_PIXELS", "load_image", "check_size"]
 
-# PIL refuses images over ~179 MP as possible decompression bombs; allow 10,000 x 10,000 photos
-# (100 MP) and a bit more, still refusing the absurd.
-Image.MAX_IMAGE_PIXELS = 12_000 * 12_000
+# The largest image decoded by default: 10,000 x 10,000 photos (100 MP) and a bit more, still
+# refusing the absurd (a PNG of a few kilobytes can claim gigapixels). PIL only warns up to twice
+# its own limit, so `load_image` checks the size itself, before decoding; a server passes less.
+MAX_PIXELS = 12_000 * 12_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageError(ValueError):
@@ -32,12 +34,13 @@ class ImageError(ValueError):
         super().__init__(f"{source}: {reason}" if source else reason)
 
 
-def load_image(src, *, mode: str = "L", name: str | None = None) -> Image.Image:
+def load_image(src, *, mode: str = "L", name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Return an 8-bit PIL image in `mode` ('L' grayscale or 'RGB'), upright per its EXIF
     orientation, transparent areas on white.
 
     `src`: PIL image, numpy array (H, W), (H, W, 1|3|4) of uint8/uint16/float/bool, path,
-    bytes or binary file object. `name` labels the input in error messages.
+    bytes or binary file object. `name` labels the input in error messages. A file larger than
+    `max_pixels` is refused from its header, before it is decoded.
     """
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
@@ -62,17 +65,33 @@ def load_image(src, *, mode: str = "L", name: str | None = None) -> Image.Image:
         )
     if not data:
         raise ImageError("empty file (0 bytes)", what)
+    # Reasons are our own words: a library's message can carry a path or its internals.
     try:
         with Image.open(io.BytesIO(data)) as im:
+            check_size(*im.size, max_pixels, what)
             im.seek(0)  # animated GIF/WebP/APNG: the first frame
             im.load()
             return _convert(im, mode)
     except UnidentifiedImageError as e:
-        raise ImageError(f"not an image (or a format PIL cannot read), {len(data):,} bytes", what) from e
+        raise ImageError(NOT_AN_IMAGE, what) from e
     except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large ({e})", what) from e
+        raise ImageError(too_large(max_pixels), what) from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"corrupt or truncated image ({e})", what) from e
+        raise ImageError(CORRUPT_IMAGE, what) from e
+
+
+NOT_AN_IMAGE = "not an image, or a format this app cannot read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
+CORRUPT_IMAGE = "corrupt or truncated image"
+
+
+def too_large(max_pixels: int) -> str:
+    return f"image too large: over the limit of {max_pixels / 1e6:.0f} megapixels"
+
+
+def check_size(width: int, height: int, max_pixels: int, source: str | None = None) -> None:
+    """Refuse an image whose header claims more than `max_pixels`, before decoding it."""
+    if width * height > max_pixels:
+        raise ImageError(f"{too_large(max_pixels)} ({width} x {height})", source)
 
 
 def _convert(im: Image.Image, mode: str) -> Image.Image:

@@ -93,18 +93,42 @@ class _FERModel(
     def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
         # The mixin defaults to strict=False, which silently loads weights into a mismatched
         # architecture. Always load strictly, and say which folder did not match.
+        from safetensors import SafetensorError
+
         try:
             # The mixin prints "Loading weights from local directory" to stdout, where it would
             # corrupt the CSV that `fer-hub predict` writes there.
             with contextlib.redirect_stdout(io.StringIO()):
-                return super()._from_pretrained(model_id=model_id, strict=True, **kwargs)
+                model = super()._from_pretrained(model_id=model_id, strict=True, **kwargs)
+        except SafetensorError as e:  # truncated or overwritten: the header no longer parses
+            raise ValueError(
+                f"{model_id}: model.safetensors is damaged or truncated ({e}); download or copy it again"
+            ) from None
         except RuntimeError as e:
             raise ValueError(
                 f"weights in {model_id!r} do not match {cls.__name__} with this config: {e}"
             ) from e
+        check_finite(model, model_id)
+        return model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def check_finite(model: nn.Module, source: str | os.PathLike) -> None:
+    """Refuse a model whose weights or buffers hold NaN or infinity: it would load, export and
+    answer one confident label for every face."""
+    bad = [
+        name
+        for name, t in model.state_dict().items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"{source}: the weights hold NaN or infinite values ({len(bad)} of "
+            f"{len(model.state_dict())} tensors, e.g. {bad[0]}); the checkpoint is broken: "
+            f"train it again or restore a good copy"
+        )
 
 
 def _conv_block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:

@@ -19,17 +19,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["PARITY_TOLERANCE", "export_onnx", "check_parity", "export_cache_path", "OnnxClassifier"]
+__all__ = [
+    "PARITY_TOLERANCE",
+    "export_onnx",
+    "check_parity",
+    "export_digest",
+    "export_cache_path",
+    "OnnxClassifier",
+]
 
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| over all classes and inputs
 
 
 def export_onnx(
-    model: torch.nn.Module, path: str | os.PathLike, *, check_inputs: torch.Tensor | None = None
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    *,
+    check_inputs: torch.Tensor | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> dict:
-    """Write `model` to `path` as ONNX with metadata; verify parity on random inputs plus
-    `check_inputs` (normalized (N, 1, 48, 48), e.g. real faces). Returns the parity report;
-    raises RuntimeError (and removes the file) if parity fails."""
+    """Write `model` to `path` as ONNX with metadata (plus `metadata`); verify parity on random
+    inputs plus `check_inputs` (normalized (N, 1, 48, 48), e.g. real faces). Returns the parity
+    report; raises RuntimeError (and removes the file) if parity fails or is not a number."""
     import onnx
 
     path = Path(path)
@@ -57,6 +68,7 @@ def export_onnx(
         "fer_hub.temperature": repr(float(getattr(model, "temperature", 1.0))),
         "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
         "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
+        **(metadata or {}),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -87,7 +99,7 @@ def check_parity(
             p_onnx = (onnx_model(x) / onnx_model.temperature).softmax(-1)
             report[name] = {"n": len(x), "max_abs_diff": float((p_torch - p_onnx).abs().max())}
     worst = max(r["max_abs_diff"] for r in report.values())
-    if worst >= PARITY_TOLERANCE:
+    if not worst < PARITY_TOLERANCE:  # NaN (a broken model) fails too
         raise RuntimeError(
             f"ONNX parity check failed: max |p_onnx - p_torch| = {worst:.2e} >= {PARITY_TOLERANCE:g} ({report})"
         )
@@ -95,17 +107,16 @@ def check_parity(
 
 
 # Bump when export_onnx changes what it writes: cached exports from before are then not reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
+_DIGEST_KEY = "fer_hub.source_sha256"  # export_digest of the torch model, in cached exports
 
 
-def export_cache_path(model: torch.nn.Module) -> Path:
-    """Where `OnnxClassifier.from_torch` caches `model`'s export: a file named by the sha256 of
-    its weights, calibration, labels and the exporting versions."""
+def export_digest(model: torch.nn.Module) -> str:
+    """sha256 of everything an export of `model` depends on: weights, calibration, labels and the
+    exporting versions. Stored inside each cached export, so a cache entry proves which model it is."""
     import hashlib
 
     import onnx
-
-    from .data import default_cache_dir
 
     h = hashlib.sha256()
     for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below"):
@@ -115,8 +126,16 @@ def export_cache_path(model: torch.nn.Module) -> Path:
         t = tensor.detach().cpu()
         h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
         h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_cache_path(model: torch.nn.Module, digest: str | None = None) -> Path:
+    """Where `OnnxClassifier.from_torch` caches `model`'s export: a file named by its digest."""
+    from .data import default_cache_dir
+
+    digest = digest or export_digest(model)
     name = getattr(model, "ARCHITECTURE", type(model).__name__)
-    return default_cache_dir() / "onnx" / f"{name}-{h.hexdigest()[:32]}.onnx"
+    return default_cache_dir() / "onnx" / f"{name}-{digest[:32]}.onnx"
 
 
 class OnnxClassifier:
@@ -140,6 +159,7 @@ class OnnxClassifier:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "fer_hub.labels" not in meta:
             raise ValueError(f"{path}: not exported by fer_hub (no label names in its metadata)")
+        self.metadata = dict(meta)
         self.labels = json.loads(meta["fer_hub.labels"])
         self.ARCHITECTURE = meta.get("fer_hub.architecture", "onnx")
         self.temperature = float(meta.get("fer_hub.temperature", 1.0))
@@ -155,23 +175,25 @@ class OnnxClassifier:
         cls, model: torch.nn.Module, *, threads: int | None = None, cache: bool = True
     ) -> OnnxClassifier:
         """Export `model` (parity-checked) and load it. With `cache`, the export is kept in
-        `<fer_hub cache>/onnx/`, named by a hash of everything it depends on (weights,
-        calibration, labels, torch and onnx versions), so building a Predictor for the same model
-        again skips the export; a cache that cannot be written costs only that time."""
+        `<fer_hub cache>/onnx/`, named by `export_digest(model)` and carrying that digest inside,
+        so building a Predictor for the same model again skips the export. A cache entry is used
+        only when the digest inside matches (a damaged or foreign file is exported anew); a cache
+        that cannot be read or written costs only the export."""
         import shutil
         import tempfile
 
-        cached = export_cache_path(model) if cache else None
-        try:
-            if cached is not None and cached.is_file():
-                return cls(cached, threads=threads)
-        except OSError:  # a cache folder we may not read: do without it
-            cached = None
-        except Exception:  # noqa: BLE001 - unreadable (truncated, foreign): export it again
-            cached.unlink(missing_ok=True)
+        digest = export_digest(model)
+        cached = export_cache_path(model, digest) if cache else None
+        if cached is not None:
+            try:
+                found = cls(cached, threads=threads) if cached.is_file() else None
+            except (OSError, ValueError):  # unreadable, truncated, not ours
+                found = None
+            if found is not None and found.metadata.get(_DIGEST_KEY) == digest:
+                return found
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
-            export_onnx(model, path)  # raises, and writes nothing, when parity fails
+            export_onnx(model, path, metadata={_DIGEST_KEY: digest})  # raises when parity fails
             if cached is not None:
                 try:  # atomically: a concurrent reader sees the whole file or none
                     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +201,7 @@ class OnnxClassifier:
                     shutil.copyfile(path, staged)
                     os.replace(staged, cached)
                     path = cached
-                except OSError:
+                except OSError:  # a read-only cache: serve the fresh export from memory
                     pass
             return cls(path, threads=threads)  # the session holds the model in memory
 

@@ -27,17 +27,13 @@ from PIL import Image
 
 from .align import aligned_square, crop_aligned
 from .explain import gradcam
-from .faces import Box, Detector, FaceDetector, crop_face, crop_square, shrink
-from .images import load_image
+from .faces import WORK_SIZE, Box, Detector, FaceDetector, crop_face, crop_square, shrink
+from .images import MAX_PIXELS, load_image
 from .labels import EMOTIONS
 from .models import load_model
 from .preprocess import preprocess
 
 __all__ = ["Predictor"]
-
-# Detection and cropping never need more than this many pixels on the longer side; bigger
-# uploads (a 10,000 x 10,000 scan) are downscaled first and boxes scaled back.
-_WORK_SIZE = 2048
 
 
 class Predictor:
@@ -71,6 +67,7 @@ class Predictor:
             self.backend = "onnx" if self.device.type == "cpu" else "torch"
         else:
             self.backend = backend
+        self.name = name or getattr(model, "ARCHITECTURE", type(model).__name__)
         if self.backend == "onnx" and self.torch_model is not None:
             from .onnx_model import OnnxClassifier
 
@@ -81,11 +78,13 @@ class Predictor:
                     raise
                 warnings.warn(f"ONNX export failed ({e}); classifying with PyTorch", stacklevel=2)
                 self.backend = "torch"
+        _check_answers(self.model, self.device, getattr(self.model, "path", None) or self.name)
         # A detector, or its name ("retinaface", the default, or "haar").
         self.detector = FaceDetector(detector or "retinaface") if not callable(detector) else detector
         self.tta = tta
         self.margin = margin
-        self.name = name or getattr(model, "ARCHITECTURE", type(model).__name__)
+        # Larger photo files are refused from their header, before decoding (a server lowers it).
+        self.max_pixels = MAX_PIXELS
         labels = list(getattr(model, "labels", EMOTIONS))
         if sorted(labels) != sorted(EMOTIONS):
             raise ValueError(f"model labels {labels} are not the seven FER-2013 expressions {list(EMOTIONS)}")
@@ -197,9 +196,9 @@ class Predictor:
 
         Faces with landmarks are levelled on their eyes and framed as FER-2013 frames faces
         (`fer_hub.align`); faces without (the Haar detector) are cropped square with a margin."""
-        rgb = load_image(image, mode="RGB")
+        rgb = load_image(image, mode="RGB", max_pixels=self.max_pixels)
         W, H = rgb.size
-        rgb, shrunk = shrink(rgb, _WORK_SIZE, reducing_gap=3.0)
+        rgb, shrunk = shrink(rgb, WORK_SIZE, reducing_gap=3.0)
         scale = 1 / shrunk  # work pixels -> original pixels
         gray = rgb.convert("L")
         faces = self.detector(rgb)
@@ -222,6 +221,18 @@ class Predictor:
             boxes = [_scaled(b, scale) for b in boxes]
             squares = [(_scaled(b, scale), a) for b, a in squares]
         return True, boxes, squares, crops
+
+
+def _check_answers(model, device: torch.device, source) -> None:
+    """Refuse a classifier that answers NaN or infinity (broken weights that still load, an
+    overflowing export): it would call every face one confident label."""
+    with torch.inference_mode():
+        logits = model(torch.zeros(2, 1, 48, 48, device=device))
+    if not bool(torch.isfinite(torch.as_tensor(logits).float()).all()):
+        raise ValueError(
+            f"{source}: the model answers NaN or infinity on a blank face; its weights are broken: "
+            f"train it again or restore a good copy"
+        )
 
 
 def _scaled(b: Box, scale: float) -> Box:

@@ -6,8 +6,10 @@ without starting a server.
 
 from __future__ import annotations
 
+import csv
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from .labels import EMOTIONS
@@ -25,13 +27,36 @@ __all__ = [
     "live_status",
     "video_stride",
     "video_summary",
+    "MAX_UPLOAD_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_VIDEO_PIXELS",
     "MAX_ANALYSED_FRAMES",
+    "MAX_VIDEO_SECONDS",
+    "CONCURRENCY",
+    "QUEUE_SIZE",
+    "KEEP_FILES_S",
+    "video_report",
 ]
 
-# The Space's video tab analyses at most this many frames per request, so one upload cannot hold
-# a worker for minutes: about 4 s at the 82 analysed frames/s benchmarks/bench_video.py measures
-# for 640x480 one-face clips (CnnModel2, 2 CPU cores); larger frames cost more to decode and search.
+# What one request to the public Space may cost (README, "What one request may cost", says how
+# each was chosen; benchmarks/bench_load.py measures the server under them).
+# Uploads: a phone's 48 MP photo is ~15 MB and a minute of 1080p video ~100 MB.
+MAX_UPLOAD_BYTES = 100 * 2**20
+# Decoded photos: a 50 MP RGB image is 150 MB in memory; 48 MP phone photos still pass.
+MAX_IMAGE_PIXELS = 50_000_000
+# Video frames: 4K UHD. An H.264 decoder holds its reference frames at full size (~130 MB for a 4K
+# clip, ~900 MB for an 8192 x 8192 one), before fer_hub sees a pixel, so larger clips are refused.
+MAX_VIDEO_PIXELS = 3840 * 2160
+# The video tab analyses at most this many frames per request, counted as they are decoded:
+# about 4 s at the analysed frames/s benchmarks/bench_video.py measures for 640x480 one-face clips.
 MAX_ANALYSED_FRAMES = 300
+# ... and stops after this much wall-clock time, whatever the clip (several requests share 2 cores).
+MAX_VIDEO_SECONDS = 30.0
+# Requests analysed at once, and how many may wait; past that a visitor is told the Space is busy.
+CONCURRENCY = 4
+QUEUE_SIZE = 16
+# Uploads and results are deleted this long after they were made (checked every KEEP_FILES_S / 6).
+KEEP_FILES_S = 1800
 
 # The first is the default of the Space and the command line: the more accurate on validation
 # (tests/test_checkpoints.py holds it to that). CustomCNN saves about 1 ms per face on 2 cores
@@ -39,15 +64,25 @@ MAX_ANALYSED_FRAMES = 300
 MODEL_NAMES = ("cnn-model2", "custom-cnn")
 
 
-def load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None = None) -> dict[str, Predictor]:
+def load_predictors(
+    checkpoints_dir: str | os.PathLike, repo_ids: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> dict[str, Predictor]:
     """One Predictor per model, keyed by architecture name, the default first.
 
     `repo_ids` (default: $FER_MODEL_REPO) is a comma-separated list of Hub repo ids or folders;
     each is registered under the architecture its config.json names, and the first given is the
     default. Otherwise the models load from `checkpoints_dir/<name>` (the Space's checkpoints/
     folder) in MODEL_NAMES order: a missing one is a warning, no model at all an error, each
-    naming the path and the command that creates it.
+    naming the path and the command that creates it. Each refuses photos larger than
+    `max_pixels` before decoding them.
     """
+    predictors = _load_predictors(checkpoints_dir, repo_ids)
+    for predictor in predictors.values():
+        predictor.max_pixels = max_pixels
+    return predictors
+
+
+def _load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None) -> dict[str, Predictor]:
     repo_ids = repo_ids if repo_ids is not None else os.environ.get("FER_MODEL_REPO", "")
     sources = [s.strip() for s in repo_ids.split(",") if s.strip()]
     predictors: dict[str, Predictor] = {}
@@ -164,6 +199,54 @@ def legend(result: dict) -> str:
 def video_stride(n_frames: int, max_analysed: int = MAX_ANALYSED_FRAMES) -> int:
     """Smallest N such that analysing every N-th frame stays within `max_analysed` frames."""
     return max(1, -(-n_frames // max_analysed))
+
+
+def video_report(
+    video_file: str | os.PathLike,
+    predictor: Predictor,
+    out_dir: str | os.PathLike,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[Path, str, Path]:
+    """The video tab's answer, within the Space's budgets: a timeline plot and a CSV written into
+    `out_dir` (the request's own, private folder), and a Markdown summary.
+
+    Raises `VideoError` (with a `reason` fit to show) for a clip that cannot or may not be read."""
+    from .plots import plot_tracks
+    from .video import VIDEO_COLUMNS, analyze_video, probe, track_summary
+
+    name = Path(video_file).name
+    info = probe(video_file, max_pixels=MAX_VIDEO_PIXELS)
+    every = video_stride(info.frames)
+    rows = analyze_video(
+        video_file,
+        predictor,
+        every=every,
+        progress=False,
+        on_progress=on_progress,
+        max_frames=MAX_ANALYSED_FRAMES,
+        max_seconds=MAX_VIDEO_SECONDS,
+        max_pixels=MAX_VIDEO_PIXELS,
+    )
+    out_dir, stem = Path(out_dir), Path(name).stem
+    plot = plot_tracks(rows, out_dir / f"{stem}_timeline.png", title=f"{name} ({predictor.name})")
+    csv_file = out_dir / f"{stem}_faces.csv"
+    with open(csv_file, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=VIDEO_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = video_summary(track_summary(rows), every, info.fps)
+    if rows.stopped:
+        last = max((r["time_s"] for r in rows), default=0.0)
+        why = (
+            f"the Space analyses at most {MAX_ANALYSED_FRAMES} frames a request"
+            if rows.stopped == "frames"
+            else f"the Space spends at most {MAX_VIDEO_SECONDS:.0f} s on a request"
+        )
+        summary = (
+            f"**Stopped early** after {rows.decoded} frames (faces up to {last:.1f} s): {why}. "
+            "`fer-hub video` analyses whole clips on your own computer.\n\n" + summary
+        )
+    return plot, summary, csv_file
 
 
 def video_summary(tracks: list[dict], every: int, fps: float) -> str:

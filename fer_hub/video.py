@@ -19,10 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+from .faces import WORK_SIZE  # the Predictor's too: decoding straight to it keeps 4K frames small
 from .labels import EMOTIONS
 from .tracking import FaceTracker
 
-__all__ = ["VIDEO_COLUMNS", "VideoError", "VideoInfo", "probe", "analyze_video", "track_summary"]
+__all__ = [
+    "VIDEO_COLUMNS",
+    "VideoError",
+    "VideoInfo",
+    "VideoRows",
+    "probe",
+    "analyze_video",
+    "track_summary",
+]
 
 VIDEO_COLUMNS = [
     "frame",
@@ -40,39 +49,77 @@ VIDEO_COLUMNS = [
 
 
 class VideoError(ValueError):
-    """The file could not be read as a video; the message says which file and why."""
+    """The file could not be read as a video; the message says which file and why.
+
+    `reason` is the why alone, written by fer_hub (never a library's message, which may hold
+    paths): a server shows it to a user without revealing where it keeps their upload."""
+
+    def __init__(self, reason: str, source: str | os.PathLike | None = None) -> None:
+        self.reason, self.source = reason, source
+        super().__init__(f"{source}: {reason}" if source else reason)
 
 
 @dataclass
 class VideoInfo:
     fps: float
-    frames: int  # from the container; an estimate (duration x fps) when it does not say
+    frames: int  # from the container; an estimate (duration x fps) when it does not say; 0: unknown
     width: int
     height: int
-    duration: float  # seconds
+    duration: float  # seconds; 0.0 when the container does not say (a raw H.264 stream)
 
 
-def _open(path: str | os.PathLike):
+class VideoRows(list):
+    """The rows of `analyze_video`, a plain list, plus what the decoding found: `decoded` (frames
+    read), `analysed` (frames searched for faces) and `stopped` (None, or why the analysis ended
+    before the clip did: "frames" when `max_frames` was reached, "time" when `max_seconds`)."""
+
+    decoded: int = 0
+    analysed: int = 0
+    stopped: str | None = None
+
+
+# FFmpeg's demuxers for single pictures: a JPEG or PNG opens as a one-frame "video".
+_STILL_FORMATS = {"image2", "jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"}
+
+
+def _open(path: str | os.PathLike, max_pixels: int | None = None):
     import av
 
     path = Path(path)
     if path.is_dir():
-        raise VideoError(f"{path}: a folder, not a video file")
+        raise VideoError("a folder, not a video file", path)
     if not path.is_file():
-        raise VideoError(f"{path}: no such file")
+        raise VideoError("no such file", path)
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise VideoError(f"{path}: not a video FFmpeg can read ({e})") from None
-    if not container.streams.video:
+    except (av.error.FFmpegError, UnicodeDecodeError):
+        raise VideoError("not a video FFmpeg can read", path) from None
+    try:
+        if not container.streams.video:
+            raise VideoError("has no video stream", path)
+        if set(container.format.name.split(",")) & _STILL_FORMATS:
+            try:  # named like a picture; a text file named .jpg gets here too
+                next(container.decode(video=0))
+            except (av.error.FFmpegError, StopIteration):
+                raise VideoError("not a video FFmpeg can read", path) from None
+            raise VideoError("a still image, not a video", path)
+        ctx = container.streams.video[0].codec_context
+        if max_pixels and ctx.width * ctx.height > max_pixels:
+            raise VideoError(_too_large(ctx.width, ctx.height, max_pixels), path)
+    except BaseException:
         container.close()
-        raise VideoError(f"{path}: has no video stream")
+        raise
     return container
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Frame rate, frame count, size and duration of a video file."""
-    with _open(path) as container:
+def _too_large(width: int, height: int, max_pixels: int) -> str:
+    return f"frames of {width} x {height} pixels, over the limit of {max_pixels / 1e6:.1f} megapixels"
+
+
+def probe(path: str | os.PathLike, *, max_pixels: int | None = None) -> VideoInfo:
+    """Frame rate, frame count, size and duration of a video file, as its container states them
+    (a raw stream states no count or duration: 0). `max_pixels` refuses larger frames."""
+    with _open(path, max_pixels) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         if stream.duration is not None and stream.time_base is not None:
@@ -85,21 +132,35 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(fps, int(frames), stream.codec_context.width, stream.codec_context.height, duration)
 
 
-def _frames(path) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, time in seconds, RGB uint8 array) for every frame, in order."""
+def _frames(
+    path, work_size: int | None = None, max_pixels: int | None = None
+) -> Iterator[tuple[int, float, np.ndarray, float]]:
+    """(index, time in seconds, RGB uint8 array, scale) for every frame, in order; a frame whose
+    longer side exceeds `work_size` is scaled down by FFmpeg as it leaves the decoder (scale < 1),
+    so no full-size RGB copy of it is ever made."""
     import av
 
-    with _open(path) as container:
+    with _open(path, max_pixels) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # Slice threads only: frame threading keeps a decoder context, reference frames
+        # included, per thread, which multiplied the memory of a large clip (benchmarks/bench_load.py).
+        stream.thread_type = "SLICE"
         fps = float(stream.average_rate or 25)
         i = -1  # the last frame decoded: none when the first one fails
         try:
             for i, frame in enumerate(container.decode(stream)):
+                if max_pixels and frame.width * frame.height > max_pixels:  # a size change mid-stream
+                    raise VideoError(_too_large(frame.width, frame.height, max_pixels), path)
                 t = float(frame.time) if frame.time is not None else i / fps
-                yield i, t, frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {i + 1} frame(s) ({e})") from None
+                scale = min(1.0, work_size / max(frame.width, frame.height)) if work_size else 1.0
+                if scale < 1.0:
+                    w, h = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+                    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA")
+                    yield i, t, rgb.to_ndarray(), scale
+                else:
+                    yield i, t, frame.to_ndarray(format="rgb24"), 1.0
+        except av.error.FFmpegError:
+            raise VideoError(f"decoding failed after {i + 1} frame(s)", path) from None
 
 
 class _Writer:
@@ -139,25 +200,43 @@ def analyze_video(
     annotate_to: str | os.PathLike | None = None,
     progress: bool | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[dict]:
+    max_frames: int | None = None,
+    max_seconds: float | None = None,
+    max_pixels: int | None = None,
+    work_size: int | None = WORK_SIZE,
+) -> VideoRows:
     """Rows (dicts with VIDEO_COLUMNS) for every face in every `every`-th frame of `path`.
 
+    Bounds, for a server that analyses strangers' clips: `max_frames` stops after that many
+    analysed frames, counted as they are decoded (whatever the container claims);
+    `max_seconds` stops once that much wall-clock time has passed; `max_pixels` refuses a clip
+    with larger frames before decoding any. Frames larger than `work_size` on their longer side
+    are decoded downscaled (boxes in the rows are still in the clip's pixels), so memory does
+    not grow with the clip's resolution. The rows say whether and why the analysis stopped
+    early (`VideoRows.stopped`).
+
     `progress`: a tqdm bar with ETA (None: only on a terminal). `on_progress(done, total)` is
-    called after each chunk, e.g. for a web UI's progress bar."""
+    called after each chunk with frames decoded so far and the frames expected (the container's
+    count, or an estimate; 0 when unknown), e.g. for a web UI's progress bar."""
+    import time
+
     from tqdm.auto import tqdm
 
     from .draw import annotate
 
     if every < 1:
         raise ValueError(f"every must be at least 1, got {every}")
-    info = probe(path)
+    info = probe(path, max_pixels=max_pixels)
+    expected = info.frames if not max_frames else min(info.frames or max_frames * every, max_frames * every)
     tracker = tracker or FaceTracker()
-    writer = _Writer(annotate_to, info.fps, info.width, info.height) if annotate_to else None
-    rows: list[dict] = []
+    writer = None
+    rows = VideoRows()
     shown: dict = {"model": predictor.name, "face_found": False, "faces": []}  # held between analysed frames
-    pending: list[tuple[int, float, np.ndarray | None, bool]] = []
+    # Analysed frames keep their faces' crops only; a frame itself is kept for the annotated
+    # video alone, so a chunk costs a few kilobytes a face instead of 16 whole frames.
+    pending: list[tuple[int, float, tuple | None, np.ndarray | None, float]] = []
     bar = tqdm(
-        total=info.frames or None,
+        total=expected or None,
         desc=f"analysing {Path(path).name}",
         unit="frame",
         disable=None if progress is None else not progress,  # None: a bar on terminals only
@@ -165,14 +244,12 @@ def analyze_video(
 
     def flush() -> None:
         nonlocal shown
-        analysed = [p for p in pending if p[3]]
-        found = [predictor.find_faces(frame) for _, _, frame, _ in analysed]
-        crops = [c for face_found, _, _, cs in found if face_found for c in cs]
+        crops = [c for _, _, found, _, _ in pending if found and found[0] for c in found[3]]
         probs = predictor.classify(crops).numpy() if crops else np.empty((0, len(EMOTIONS)))
-        k, results = 0, iter(found)
-        for index, t, frame, is_analysed in pending:
-            if is_analysed:
-                face_found, boxes, _, _ = next(results)
+        k = 0
+        for index, t, found, frame, scale in pending:
+            if found is not None:
+                face_found, boxes, _, _ = found
                 boxes = [b.as_list() for b in boxes] if face_found else []
                 raw = probs[k : k + len(boxes)]
                 k += len(boxes)
@@ -186,12 +263,13 @@ def analyze_video(
                 }
                 shown = tracker.smooth(found_now, predictor.uncertain_below)  # as the live webcam does
                 for face, p_raw in zip(shown["faces"], raw):
+                    box = face["box"] if scale == 1.0 else [round(v / scale) for v in face["box"]]
                     rows.append(
                         {
                             "frame": index,
                             "time_s": round(t, 4),
                             "track": face["track"],
-                            **dict(zip("xywh", face["box"])),
+                            **dict(zip("xywh", box)),
                             "label": face["label"],
                             "uncertain": face["uncertain"],
                             **{f"p_{e}": face["probabilities"][e] for e in EMOTIONS},
@@ -202,14 +280,27 @@ def analyze_video(
                 writer.write(np.asarray(annotate(frame, shown, max_side=None)))
         bar.update(len(pending))
         if on_progress:
-            on_progress(bar.n, info.frames)
+            on_progress(rows.decoded, expected)
         pending.clear()
 
+    start = time.monotonic()
     try:
-        for index, t, frame in _frames(path):
-            is_analysed = index % every == 0
-            pending.append((index, t, frame if (is_analysed or writer) else None, is_analysed))
-            if sum(p[3] for p in pending) >= chunk:
+        for index, t, frame, scale in _frames(path, work_size, max_pixels):
+            if max_frames and rows.analysed >= max_frames:
+                rows.stopped = "frames"
+                break
+            if max_seconds and time.monotonic() - start > max_seconds:
+                rows.stopped = "time"
+                break
+            rows.decoded += 1
+            if annotate_to and writer is None:
+                writer = _Writer(annotate_to, info.fps, frame.shape[1], frame.shape[0])
+            found = None
+            if index % every == 0:
+                found = predictor.find_faces(frame)
+                rows.analysed += 1
+            pending.append((index, t, found, frame if writer else None, scale))
+            if sum(p[2] is not None for p in pending) >= chunk:
                 flush()
         flush()
     finally:

@@ -11,35 +11,52 @@ $FER_MODEL_REPO (Hub repo ids).
 
 from __future__ import annotations
 
-import os
+import logging
 import sys
+import tempfile
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
+from gradio.utils import get_upload_folder
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # components.py; and a deployed bundle carries its own fer_hub
 
-from components import CsvFileOutput, ImageFileInput, PhotoInput, ResultJSON, VideoInput  # noqa: E402
+from components import (  # noqa: E402
+    CsvFileOutput,
+    ImageFileInput,
+    PhotoInput,
+    ResultJSON,
+    VideoInput,
+    refuse,
+)
 
 from fer_hub.draw import annotate  # noqa: E402
 from fer_hub.images import ImageError  # noqa: E402
 from fer_hub.labels import EMOTIONS  # noqa: E402
-from fer_hub.plots import plot_tracks  # noqa: E402
 from fer_hub.predict import Predictor  # noqa: E402
 from fer_hub.service import (  # noqa: E402
+    CONCURRENCY,
     FACE_COLUMNS,
+    KEEP_FILES_S,
+    MAX_UPLOAD_BYTES,
+    QUEUE_SIZE,
     chart_data,
     face_rows,
     live_status,
     load_predictors,
     summary,
-    video_stride,
-    video_summary,
+    video_report,
 )
 from fer_hub.tracking import FaceTracker  # noqa: E402
-from fer_hub.video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary  # noqa: E402
+from fer_hub.video import VideoError  # noqa: E402
+
+# One line per refused request (components.refuse): the operator sees what visitors got wrong.
+_log_handler = logging.StreamHandler()
+_log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+logging.getLogger("fer_hub.space").addHandler(_log_handler)
+logging.getLogger("fer_hub.space").setLevel(logging.INFO)
 
 try:
     PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
@@ -55,7 +72,7 @@ LIVE_VIEWERS = 3
 
 def _predictor(model: str) -> Predictor:
     if model not in PREDICTORS:
-        raise gr.Error(f"unknown model {model!r}; choose one of {MODEL_CHOICES}")
+        raise refuse(f"unknown model {model!r}; choose one of {MODEL_CHOICES}")
     return PREDICTORS[model]
 
 
@@ -63,7 +80,7 @@ def _run(image_file: str, model: str, explain: bool = False) -> dict:
     try:
         return _predictor(model)(image_file, explain=explain)
     except ImageError as e:  # e.reason: what is wrong, never where the server keeps the upload
-        raise gr.Error(f"Could not read {Path(image_file).name}: {e.reason}.") from None
+        raise refuse(f"Could not read {Path(image_file).name}: {e.reason}.") from None
 
 
 def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
@@ -77,7 +94,7 @@ def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
         faces with boxes, calibrated probabilities and an "uncertain" flag, largest first
     """
     if not image_file:
-        raise gr.Error("No image given: upload an image file.")
+        raise refuse("No image given: upload an image file.")
     return _run(image_file, model)
 
 
@@ -116,33 +133,29 @@ def video(video_file: str | None, model: str, progress=gr.Progress()):
         a timeline plot per face, a summary (stride used, share of time per expression), a CSV
     """
     if not video_file:
-        raise gr.Error("No video given: upload a clip (mp4, webm or mov).")
-    name = Path(video_file).name
+        raise refuse("No video given: upload a clip (mp4, webm or mov).")
+    predictor = _predictor(model)
+    # The request's own folder, inside gradio's cache so its files are served and later deleted;
+    # a random name, so identical uploads never share (or overwrite) each other's results.
+    Path(get_upload_folder()).mkdir(parents=True, exist_ok=True)
+    out_dir = tempfile.mkdtemp(prefix="fer_hub-video-", dir=get_upload_folder())
     try:
-        info = probe(video_file)
-        every = video_stride(info.frames)
-        rows = analyze_video(
+        plot, note, csv_file = video_report(
             video_file,
-            _predictor(model),
-            every=every,
-            progress=False,
-            on_progress=lambda done, total: progress(done / max(total, 1), desc=f"frame {done}/{total}"),
+            predictor,
+            out_dir,
+            on_progress=lambda done, total: progress(
+                min(done / total, 1.0) if total else None,
+                desc=f"frame {done} of {total}" if total else f"frame {done}",
+            ),
         )
-    except VideoError as e:
-        raise gr.Error(f"Could not read {name}: {str(e).split(': ', 1)[-1]}.") from None
-    out = Path(video_file).with_suffix("")
-    plot = plot_tracks(rows, f"{out}_timeline.png", title=f"{name} ({model})")
-    csv_file = f"{out}_faces.csv"
-    with open(csv_file, "w", newline="") as f:
-        import csv
-
-        writer = csv.DictWriter(f, fieldnames=VIDEO_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return str(plot), video_summary(track_summary(rows), every, info.fps), csv_file
+    except VideoError as e:  # e.reason: what is wrong, never where the server keeps the upload
+        raise refuse(f"Could not read {Path(video_file).name}: {e.reason}.") from None
+    return str(plot), note, str(csv_file)
 
 
-with gr.Blocks(title="fer_hub: facial expressions") as demo:
+# Uploads and results of every visitor are deleted KEEP_FILES_S after they were made.
+with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S // 6, KEEP_FILES_S)) as demo:
     gr.Markdown(
         "# fer_hub: facial-expression recognition\n"
         "Upload a photo or use your webcam. Faces are found with RetinaFace, levelled on the eyes "
@@ -228,7 +241,8 @@ with gr.Blocks(title="fer_hub: facial expressions") as demo:
     )
     api_run.click(predict, [api_file, model], api_out, api_name="predict")
 
-demo.queue(default_concurrency_limit=int(os.environ.get("FER_CONCURRENCY", 4)))
+demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+LAUNCH = {"max_file_size": MAX_UPLOAD_BYTES}  # what launch() needs for the Space's budgets
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**LAUNCH)

@@ -6,10 +6,24 @@ the server side differs.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import gradio as gr
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from fer_hub.images import CORRUPT_IMAGE, NOT_AN_IMAGE, ImageError, check_size, too_large
+from fer_hub.service import MAX_IMAGE_PIXELS
+
+log = logging.getLogger("fer_hub.space")
+
+
+def refuse(message: str) -> gr.Error:
+    """The error a visitor sees for bad input: shown in the page, one line in the server log
+    (no traceback: it is not a bug). `message` must hold no server path."""
+    log.info("refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
 
 IMAGE_FILE_HELP = (
     "An image file with one or more faces (JPEG, PNG, WebP, GIF, BMP or TIFF; any size). "
@@ -33,16 +47,20 @@ class PhotoInput(gr.Image):
     is_template = True
 
     def preprocess(self, payload):
+        name = Path(payload.orig_name or "the upload").name if payload is not None else "the upload"
         try:
+            if payload is not None and payload.path:
+                with Image.open(payload.path) as im:  # the header only: refuse before decoding
+                    check_size(*im.size, MAX_IMAGE_PIXELS)
             return super().preprocess(payload)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            name = Path(payload.orig_name or "the upload").name if payload is not None else "the upload"
-            why = (
-                "not an image, or a format this app cannot read"
-                if isinstance(e, UnidentifiedImageError)
-                else "corrupt or truncated image"
-            )
-            raise gr.Error(f"Could not read {name}: {why}. Try a JPEG or PNG photo.") from None
+        except ImageError as e:
+            raise refuse(f"Could not read {name}: {e.reason}.") from None
+        except Image.DecompressionBombError:
+            raise refuse(f"Could not read {name}: {too_large(MAX_IMAGE_PIXELS)}.") from None
+        except UnidentifiedImageError:
+            raise refuse(f"Could not read {name}: {NOT_AN_IMAGE}.") from None
+        except (OSError, ValueError, SyntaxError, EOFError):  # what PIL raises for a damaged file
+            raise refuse(f"Could not read {name}: {CORRUPT_IMAGE}.") from None
 
 
 # Gradio reads each component class's source, so these are written out, not made by a factory.

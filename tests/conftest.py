@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
+EXAMPLES = Path(__file__).resolve().parents[1] / "space" / "examples"
 
 
 @pytest.fixture(autouse=True)
@@ -111,6 +112,37 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
+def write_clip(
+    path: Path,
+    frames: int = 30,
+    fps: int = 25,
+    size: tuple[int, int] = (640, 480),
+    face: bool = True,
+    container: str | None = None,
+) -> Path:
+    """An H.264 clip of the astronaut sliding right across a gray frame (`face=False`: gray
+    only, which encodes fast at any size). `container="h264"` writes a raw stream, which states
+    neither its frame count nor its duration."""
+    import av
+
+    w, h = size
+    side = h * 5 // 6
+    face_px = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB").resize((side, side)))
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            frame = np.full((h, w, 3), 90, np.uint8)
+            if face:
+                x = min(i * w // 128, w - side)
+                frame[h // 12 : h // 12 + side, x : x + side] = face_px
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,7 +172,7 @@ def served():
     free port for this module's tests."""
     mp = pytest.MonkeyPatch()
     app = load_app(mp, SHIPPED)
-    _, url, _ = app.demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    _, url, _ = app.demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **app.LAUNCH)
     yield app, url
     app.demo.close()
     mp.undo()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
+from conftest import free_port, write_clip
 from PIL import Image
 
 from fer_hub import EMOTIONS
@@ -110,7 +110,6 @@ def test_video_endpoint_returns_a_timeline_summary_and_csv(served, tmp_path):
     import csv
 
     from gradio_client import Client, handle_file
-    from test_cli import write_clip
 
     _, url = served
     clip = write_clip(tmp_path / "clip.mp4", frames=20)
@@ -272,3 +271,218 @@ def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypat
         "fer_hub",
         "requirements.txt",
     ]
+
+
+# -- what one visitor may cost, and what one visitor may see --------------------------------------
+
+
+def _peak_rss_since_reset() -> tuple[int, callable]:
+    """(resident bytes now, a function giving the peak since now): Linux's high-water mark,
+    reset through /proc/self/clear_refs."""
+
+    def status(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+        raise KeyError(key)
+
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    return status("VmRSS:"), lambda: status("VmHWM:")
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
+def test_four_concurrent_8k_videos_are_refused_before_they_cost_memory(served, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    clip = write_clip(tmp_path / "huge.mp4", frames=16, size=(8192, 8192), face=False)
+    clients = [Client(url, verbose=False) for _ in range(4)]
+    before, peak = _peak_rss_since_reset()
+
+    def send(client):
+        with pytest.raises(Exception) as err:
+            client.predict(handle_file(str(clip)), "cnn-model2", api_name="/video")
+        return str(err.value)
+
+    with ThreadPoolExecutor(4) as pool:
+        messages = list(pool.map(send, clients))
+    assert peak() - before < 1_000_000_000  # a decoder holding one such frame takes ~900 MB
+    assert all(
+        m == "Could not read huge.mp4: frames of 8192 x 8192 pixels, over the limit of 8.3 megapixels."
+        for m in messages
+    ), messages
+
+
+def test_a_raw_stream_without_a_frame_count_stops_at_the_frame_cap(served, tmp_path):
+    import csv
+
+    from gradio_client import Client, handle_file
+
+    from fer_hub.service import MAX_ANALYSED_FRAMES
+    from fer_hub.video import probe
+
+    app, url = served
+    clip = write_clip(
+        tmp_path / "stream.mp4", frames=MAX_ANALYSED_FRAMES + 150, size=(192, 144), container="h264"
+    )
+    assert probe(clip).frames == 0  # the container says nothing: the cap must count as it decodes
+    _, note, csv_file = Client(url, verbose=False).predict(
+        handle_file(str(clip)), "custom-cnn", api_name="/video"
+    )
+    with open(csv_file, newline="") as f:
+        frames = {int(r["frame"]) for r in csv.DictReader(f)}
+    assert frames and max(frames) < MAX_ANALYSED_FRAMES
+    assert f"Stopped early** after {MAX_ANALYSED_FRAMES} frames" in note
+
+
+def test_identical_uploads_analysed_at_once_with_different_models_get_their_own_csv(served, tmp_path):
+    import csv
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    clip = write_clip(tmp_path / "clip.mp4", frames=40)
+    models = ["cnn-model2", "custom-cnn"] * 2
+
+    def run(model):
+        _, _, csv_file = Client(url, verbose=False).predict(handle_file(str(clip)), model, api_name="/video")
+        with open(csv_file, newline="") as f:
+            return [(int(r["frame"]), round(float(r["p_happy"]), 6)) for r in csv.DictReader(f)]
+
+    alone = {m: run(m) for m in models[:2]}  # one request at a time: the reference
+    assert alone["cnn-model2"] != alone["custom-cnn"]  # two models: two different answers
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(run, models))
+    for model, rows in zip(models, together):
+        assert rows == alone[model] and len(rows) == 40
+
+
+def test_video_results_live_in_a_private_folder_per_request_and_are_deleted_later(served, tmp_path):
+    from gradio.route_utils import delete_files_created_by_app
+    from gradio.utils import get_upload_folder
+    from gradio_client import Client, handle_file
+
+    app, url = served
+    clip = write_clip(tmp_path / "clip.mp4", frames=10)
+    client = Client(url, verbose=False)
+    folders = set(Path(get_upload_folder()).glob("fer_hub-video-*"))
+    client.predict(handle_file(str(clip)), "custom-cnn", api_name="/video")
+    client.predict(handle_file(str(clip)), "custom-cnn", api_name="/video")
+    new = set(Path(get_upload_folder()).glob("fer_hub-video-*")) - folders
+    assert len(new) == 2  # the same upload twice: two folders, nothing shared
+    files = [f for d in new for f in d.iterdir()]
+    assert sorted(f.name for f in files) == ["clip_faces.csv"] * 2 + ["clip_timeline.png"] * 2
+    assert app.demo.delete_cache == (app.KEEP_FILES_S // 6, app.KEEP_FILES_S)
+    delete_files_created_by_app(app.demo, age=0)  # what the schedule does once they are old
+    assert not any(f.exists() for f in files)
+
+
+def test_the_video_progress_bar_counts_decoded_frames(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    clip = write_clip(tmp_path / "clip.mp4", frames=120)
+    job = Client(url, verbose=False).submit(handle_file(str(clip)), "custom-cnn", api_name="/video")
+    seen = []
+    while not job.done():
+        status = job.status()
+        if status.progress_data:
+            seen.append((status.progress_data[0].progress, status.progress_data[0].desc))
+        time.sleep(0.05)
+    job.result()
+    fractions = sorted({p for p, _ in seen if p is not None})
+    assert len(fractions) >= 3 and 0 < fractions[0] < 1, seen  # it moved, in steps, before the end
+    assert any(desc.startswith("frame ") and desc.endswith(" of 120") for _, desc in seen)
+
+
+def _bad_videos(tmp_path: Path) -> dict[str, Path]:
+    import av
+
+    kinds = {
+        "empty.mp4": b"",
+        "text.mp4": b"not a video at all\n" * 50,
+        "corrupt.mp4": bytes(range(256)) * 64,
+    }
+    out = {}
+    for name, data in kinds.items():
+        out[name] = tmp_path / name
+        out[name].write_bytes(data)
+    good = write_clip(tmp_path / "good.mp4", frames=20)
+    out["truncated.mp4"] = tmp_path / "truncated.mp4"
+    out["truncated.mp4"].write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    out["photo.mp4"] = tmp_path / "photo.mp4"  # a JPEG with a video's name
+    Image.open(EXAMPLE).save(out["photo.mp4"], format="JPEG")
+    out["photo.jpg"] = tmp_path / "photo.jpg"
+    out["photo.jpg"].write_bytes(EXAMPLE.read_bytes())
+    out["sound.m4a"] = tmp_path / "sound.m4a"  # audio only
+    with av.open(str(out["sound.m4a"]), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    out["huge.mp4"] = write_clip(tmp_path / "huge.mp4", frames=2, size=(4096, 4096), face=False)
+    return out
+
+
+def test_no_video_or_photo_error_holds_a_server_path(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    client = Client(url, verbose=False)
+    messages = {}
+    for name, path in _bad_videos(tmp_path).items():
+        with pytest.raises(Exception) as err:
+            client.predict(handle_file(str(path)), "custom-cnn", api_name="/video")
+        messages[name] = str(err.value)
+    bomb = tmp_path / "bomb.png"  # a few kilobytes that claim 400 megapixels
+    Image.new("1", (20_000, 20_000)).save(bomb)
+    for path in (bomb, tmp_path / "text.mp4", tmp_path / "empty.mp4"):
+        with pytest.raises(Exception) as err:
+            client.predict(handle_file(str(path)), "custom-cnn", api_name="/predict")
+        messages[f"/predict {path.name}"] = str(err.value)
+    for name, message in messages.items():
+        assert message.startswith(f"Could not read {name.split()[-1]}: "), (name, message)
+        assert "/" not in message and "\\" not in message and "Errno" not in message, (name, message)
+    assert "a still image, not a video" in messages["photo.mp4"] and "still image" in messages["photo.jpg"]
+    assert "has no video stream" in messages["sound.m4a"]
+    assert "over the limit of 50 megapixels" in messages["/predict bomb.png"]
+
+
+def test_an_upload_over_the_size_limit_is_refused_saying_the_limit(served, tmp_path):
+    import httpx
+    from gradio_client import Client, handle_file
+
+    from fer_hub.service import MAX_UPLOAD_BYTES
+
+    _, url = served
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as f:
+        f.truncate(MAX_UPLOAD_BYTES + 1)
+    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {MAX_UPLOAD_BYTES} bytes"):
+        Client(url, verbose=False).predict(handle_file(str(big)), "cnn-model2", api_name="/predict")
+    with open(big, "rb") as f:  # a program that skips the client's own check meets the server's
+        response = httpx.post(f"{url.rstrip('/')}/gradio_api/upload", files={"files": f}, timeout=60)
+    assert (
+        response.status_code == 413 and f"maximum allowed size of {MAX_UPLOAD_BYTES} bytes" in response.text
+    )
+
+
+def test_a_user_error_is_one_log_line_not_a_traceback(served, tmp_path, capfd, caplog):
+    from gradio_client import Client, handle_file
+
+    _, url = served
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    capfd.readouterr()
+    with caplog.at_level("INFO", logger="fer_hub.space"):
+        with pytest.raises(Exception, match="Could not read notes.txt"):
+            Client(url, verbose=False).predict(handle_file(str(bad)), "custom-cnn", api_name="/predict")
+    assert [r.getMessage() for r in caplog.records if r.name == "fer_hub.space"] == [
+        "refused: Could not read notes.txt: not an image, or a format this app cannot read "
+        "(JPEG, PNG, WebP, GIF, BMP or TIFF)."
+    ]
+    assert "Traceback" not in capfd.readouterr().err  # gradio prints one for errors it did not expect
