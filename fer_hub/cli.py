@@ -76,16 +76,29 @@ def _check_output(path: str | None, flag: str, suffixes: tuple[str, ...] = ()) -
     if not path:
         return
     out = Path(path)
-    if out.is_dir():
-        raise UsageError(f"{flag} {path}: a folder; give a file path")
     if suffixes and out.suffix.lower() not in suffixes:
         raise UsageError(f"{flag} {path}: expected one of {', '.join(suffixes)}")
+    if os.path.isdir(out):  # False, not an error, for a name the file system refuses
+        raise UsageError(f"{flag} {path}: a folder; give a file path")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"{flag} {path}: cannot create its folder ({e.strerror})") from None
-    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise UsageError(f"{flag} {path}: not writable")
+    try:
+        existed = out.exists()
+        if not os.access(out.parent, os.W_OK) or (existed and not os.access(out, os.W_OK)):
+            raise UsageError(f"{flag} {path}: not writable")
+        with open(out, "a"):  # create it now: a name the file system refuses is found before the work
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot be created ({e.strerror})") from None
+    if not existed:
+        _CREATED.append(out)
+
+
+# Output files this command created before its work; removed again if the command fails, so a
+# failed run leaves no empty file that looks like an answer.
+_CREATED: list[Path] = []
 
 
 def _plot_suffixes() -> tuple[str, ...]:
@@ -169,20 +182,19 @@ def cmd_predict(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from .video import VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary
+    from .video import STILL_IMAGE, VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary
 
-    if Path(args.video).suffix.lower() in IMAGE_SUFFIXES - {".gif"}:  # an animated GIF is a clip
-        raise UsageError(f"{args.video}: a still image, not a video; use `fer-hub predict {args.video}`")
     _check_output(args.csv, "--csv")
     _check_output(args.annotate, "--annotate", (".mp4", ".mov", ".mkv"))  # containers for H.264
     if args.plot:
         _check_output(args.plot, "--plot", _plot_suffixes())
-    predictor = _predictor(args.model)
     try:
-        info = probe(args.video)
+        info = probe(args.video)  # before loading a model: a bad file is found at once
+        predictor = _predictor(args.model)
         rows = analyze_video(args.video, predictor, every=args.every, annotate_to=args.annotate)
     except VideoError as e:
-        raise UsageError(str(e)) from None
+        hint = f"; use `fer-hub predict {args.video}`" if e.reason == STILL_IMAGE else ""
+        raise UsageError(f"{e}{hint}") from None
     _write_rows(rows, VIDEO_COLUMNS, args.csv, None)
     if args.plot:
         from .plots import plot_tracks
@@ -191,8 +203,9 @@ def cmd_video(args) -> int:
             rows, args.plot, title=f"{Path(args.video).name} ({predictor.name}, every {args.every} frame(s))"
         )
     tracks = track_summary(rows)
+    seconds = info.duration or rows.decoded / info.fps  # a raw stream states no duration
     print(
-        f"{info.frames} frames ({info.duration:.1f} s at {info.fps:.2f} fps), every {args.every} analysed: "
+        f"{rows.decoded} frames ({seconds:.1f} s at {info.fps:.2f} fps), every {args.every} analysed: "
         f"{len(rows)} face rows, {len(tracks)} track(s); wrote {args.csv}"
         + "".join(f", {p}" for p in (args.plot, args.annotate) if p),
         file=sys.stderr,
@@ -321,11 +334,19 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    _CREATED.clear()
+    code = 1
     try:
-        return args.fn(args)
+        code = args.fn(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        code = 2
+    finally:
+        if code != 0:
+            for out in _CREATED:
+                if out.is_file() and out.stat().st_size == 0:
+                    out.unlink()
+    return code
 
 
 if __name__ == "__main__":

@@ -19,11 +19,12 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._
 
 
 def check_can_push(repo_id: str | None) -> str:
-    """Fail fast, before any training, if a push could not succeed; returns the token.
+    """Fail fast, before any training or building, if a push could not succeed; returns the token.
 
-    Checks the repo id's form and that a token is configured; makes no network call.
-    """
-    from huggingface_hub import get_token
+    Checks the repo id's form, that a token is configured, that HF_HUB_OFFLINE does not forbid
+    the upload, and, with the Hub, that the token is valid and may write."""
+    from huggingface_hub import HfApi, constants, get_token
+    from huggingface_hub.errors import HfHubHTTPError
 
     if not repo_id:
         raise ValueError("--push needs --repo-id ORG/NAME (the model repo to create or update)")
@@ -38,6 +39,28 @@ def check_can_push(repo_id: str | None) -> str:
             "--push needs a Hugging Face token with write access: run `hf auth login` "
             "or set the HF_TOKEN environment variable"
         )
+    if constants.is_offline_mode():
+        raise PermissionError(
+            "--push cannot upload while HF_HUB_OFFLINE is set: unset it to push, or leave out --push "
+            "and upload the folder later with `hf upload ORG/NAME FOLDER`"
+        )
+    try:
+        me = HfApi().whoami(token=token)
+    except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", None)
+        if status == 401:
+            raise PermissionError(
+                "--push: the Hub refused the Hugging Face token (401, invalid or expired): "
+                "run `hf auth login --force` or set HF_TOKEN to a valid token"
+            ) from None
+        raise PermissionError(f"--push: the Hub could not check the token (HTTP {status})") from None
+    except Exception as e:  # noqa: BLE001 - httpx's transport errors share no base with OSError
+        raise PermissionError(
+            f"--push: cannot reach the Hub to check the token ({type(e).__name__}); check the "
+            f"connection, or leave out --push and upload the folder later"
+        ) from None
+    if me.get("auth", {}).get("accessToken", {}).get("role") == "read":
+        raise PermissionError("--push: the Hugging Face token is read-only; make one with write access")
     return token
 
 

@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,7 +39,7 @@ from .evaluate import evaluate, predict_logits, predict_proba
 from .labels import EMOTIONS
 from .models import MODELS
 from .preprocess import normalize
-from .train_state import STATE_FILE, TrainState, config_differences
+from .train_state import STATE_FILE, TEMP_PREFIX, TrainState, config_differences, prepare_output
 
 __all__ = ["TrainConfig", "RECIPES", "train", "write_model_folder", "reproduce_command", "main"]
 
@@ -284,6 +287,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
     )
     state_path = Path(cfg.output) / STATE_FILE
     state = start_or_resume(cfg, state_path, log)  # before loading data: fail fast
+    # weights, two Adam moments, the weight average and the best epoch's copy, in float32
+    prepare_output(cfg.output, state_bytes=5 * 4 * sum(p.numel() for p in MODELS[cfg.model]().parameters()))
     if data is None:
         data = load_fer2013(cfg.dataset, seed=cfg.seed, revision=cfg.revision, log=log)
     x_train, y_train = data.x_train, data.y_train
@@ -489,12 +494,30 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
 
 def write_model_folder(result: RunResult, output: str | Path) -> Path:
     """Write everything `push_to_hub` would upload: weights, config, model card, metrics,
-    history, training arguments and figures."""
+    history, training arguments and figures.
+
+    Atomically: the files are written into a hidden folder beside `output`, which then takes its
+    place in one rename, so a crash or a full disk never leaves a half-written folder that looks
+    like a model. Files of `output` the new folder lacks (the training state, a log) move along."""
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        staged.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
+        _write_model_files(result, staged)
+        _replace_folder(out, staged)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_model_files(result: RunResult, out: Path) -> None:
     from .card import build_model_card
     from .plots import plot_confusion_matrix, plot_history, plot_reliability
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = result.config
     to_save = result.model
     if cfg.save_dtype == "float16":
@@ -502,7 +525,7 @@ def write_model_folder(result: RunResult, output: str | Path) -> Path:
     to_save.save_pretrained(out)
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
     (out / "history.json").write_text(json.dumps(result.history, indent=2))
-    (out / "training_args.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / "training_args.json").write_text(json.dumps(_portable(asdict(cfg)), indent=2))
     title = f"{cfg.model} on FER-2013"
     plot_history(result.history, out / "training_curves.png", title=title)
     for split in ("validation", "test"):
@@ -515,7 +538,34 @@ def write_model_folder(result: RunResult, output: str | Path) -> Path:
             )
     if "test" in result.metrics.get("calibration", {}):
         plot_reliability(result.metrics["calibration"]["test"], out / "reliability_test.png")
-    build_model_card(result.metrics, asdict(cfg), type(result.model)).save(out / "README.md")
+    build_model_card(result.metrics, _portable(asdict(cfg)), type(result.model)).save(out / "README.md")
+
+
+def _replace_folder(out: Path, staged: Path) -> None:
+    if not out.exists():
+        os.replace(staged, out)
+        return
+    for entry in out.iterdir():
+        if not (staged / entry.name).exists() and not entry.name.startswith(TEMP_PREFIX):
+            os.replace(entry, staged / entry.name)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    os.replace(staged, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# Settings that name a place on the training machine, recorded relative to where the run started.
+_PATH_SETTINGS = ("dataset", "teacher", "output")
+
+
+def _portable(config: dict) -> dict:
+    """`config` with absolute local paths made relative to the working directory: the record
+    says how the run was made, not how the machine that made it is laid out."""
+    out = dict(config)
+    for key in _PATH_SETTINGS:
+        value = out.get(key)
+        if value and os.path.isabs(value):
+            out[key] = os.path.relpath(value)
     return out
 
 

@@ -13,14 +13,42 @@ is written, and `push_folder` and the Space bundle leave it out.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-__all__ = ["STATE_FILE", "TrainState", "config_differences"]
+__all__ = ["STATE_FILE", "TEMP_PREFIX", "TrainState", "config_differences", "prepare_output"]
 
 STATE_FILE = "training_state.pt"
+TEMP_PREFIX = f".{STATE_FILE}.tmp"  # + pid: a save in progress
+
+
+def prepare_output(folder: str | Path, state_bytes: int) -> None:
+    """Fail before the first epoch, not after it: `folder` must be creatable and writable, with
+    room for two state files (the previous one stays until the next is whole). Temp files left by
+    an interrupted save are removed first, so they cannot fill the disk a second time."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(f"{TEMP_PREFIX}*"):
+            stale.unlink()
+        with tempfile.TemporaryFile(dir=folder) as f:
+            f.write(b"fer_hub write check")
+        free = shutil.disk_usage(folder).free
+    except OSError as e:
+        raise RuntimeError(
+            f"--output {folder}: cannot write there ({e.strerror or e}); choose another folder"
+        ) from None
+    if free < 2 * state_bytes:
+        raise RuntimeError(
+            f"--output {folder}: {free / 1e6:,.0f} MB free, but the training state needs about "
+            f"{2 * state_bytes / 1e6:,.0f} MB (saved after every epoch); free some space or choose "
+            f"another folder"
+        )
+
 
 # Settings that may change between the start of a run and its resumption without changing what
 # the run computes (where it is pushed, whether it is a resumption).
@@ -88,15 +116,23 @@ class TrainState:
     # -- disk ----------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Atomic: a reader (or a crash) sees the previous complete file or this one, never half."""
+        """Atomic: a reader (or a crash) sees the previous complete file or this one, never half.
+        A save that fails (a full disk) removes its partial file and keeps the previous state."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            torch.save(asdict(self), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(asdict(self), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise RuntimeError(
+                f"could not save the training state to {path} ({e.strerror or e}); the previous "
+                f"epoch's state is kept: free some space, then run the same command with --resume"
+            ) from None
 
     @classmethod
     def load(cls, path: str | Path) -> TrainState:

@@ -78,6 +78,7 @@ class VideoRows(list):
     stopped: str | None = None
 
 
+STILL_IMAGE = "a still image, not a video"
 # FFmpeg's demuxers for single pictures: a JPEG or PNG opens as a one-frame "video".
 _STILL_FORMATS = {"image2", "jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe"}
 
@@ -102,7 +103,7 @@ def _open(path: str | os.PathLike, max_pixels: int | None = None):
                 next(container.decode(video=0))
             except (av.error.FFmpegError, StopIteration):
                 raise VideoError("not a video FFmpeg can read", path) from None
-            raise VideoError("a still image, not a video", path)
+            raise VideoError(STILL_IMAGE, path)
         ctx = container.streams.video[0].codec_context
         if max_pixels and ctx.width * ctx.height > max_pixels:
             raise VideoError(_too_large(ctx.width, ctx.height, max_pixels), path)

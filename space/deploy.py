@@ -10,6 +10,7 @@ checkpoints/ and a copy of the `fer_hub` package, so the Space needs nothing fro
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -18,20 +19,37 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # this script ships the repo's fer_hub, installed or not
-from fer_hub.hub import NOT_UPLOADED, check_can_push, push_folder  # noqa: E402
+from fer_hub.hub import check_can_push, push_folder  # noqa: E402
+from fer_hub.service import MODEL_NAMES  # noqa: E402
 
+# The bundle is built from these lists alone: nothing else in the folders (a stray .env, a smoke
+# run, a training state, caches) can reach a public Space.
 SPACE_FILES = ("app.py", "components.py", "README.md", "requirements.txt")
+EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+MODEL_FILES = (
+    "model.safetensors",
+    "config.json",
+    "README.md",
+    "metrics.json",
+    "history.json",
+    "training_args.json",
+    "training_curves.png",
+    "confusion_matrix_validation.png",
+    "confusion_matrix_test.png",
+    "reliability_test.png",
+)
+PACKAGE_FILES = ("*.py", "weights/*.onnx", "weights/LICENSE*")  # fer_hub/ and its sub-packages
 
 
 def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Path:
-    """Write the Space bundle into `dest` (created; must be empty or absent)."""
+    """Write the Space bundle into `dest` (created; must be empty or absent) from the allow-lists
+    above; refuses a checkpoint that is not a finished model (a training state beside it, an
+    interrupted or `--limit` run)."""
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} is not empty; give an empty or new folder")
     checkpoints = Path(checkpoints) if checkpoints else HERE / "checkpoints"
-    missing = [
-        n for n in ("custom-cnn", "cnn-model2") if not (checkpoints / n / "model.safetensors").is_file()
-    ]
+    missing = [n for n in MODEL_NAMES if not (checkpoints / n / "model.safetensors").is_file()]
     if missing:
         raise FileNotFoundError(
             f"no checkpoint for {', '.join(missing)} in {checkpoints}; create with "
@@ -39,14 +57,43 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
                 f"python train_hub.py --model {n} --recipe strong --output {checkpoints / n}" for n in missing
             )
         )
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in SPACE_FILES:
-        shutil.copy2(HERE / name, dest / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *NOT_UPLOADED)
-    shutil.copytree(HERE / "examples", dest / "examples", ignore=ignore)
-    shutil.copytree(checkpoints, dest / "checkpoints", ignore=ignore)
-    shutil.copytree(ROOT / "fer_hub", dest / "fer_hub", ignore=ignore)
+    for name in MODEL_NAMES:
+        _check_finished(checkpoints / name)
+    files = [(HERE / name, name) for name in SPACE_FILES]
+    files += [
+        (f, f"examples/{f.name}")
+        for f in sorted((HERE / "examples").iterdir())
+        if f.suffix.lower() in EXAMPLE_SUFFIXES and not f.name.startswith(".")
+    ]
+    for name in MODEL_NAMES:
+        files += [
+            (checkpoints / name / f, f"checkpoints/{name}/{f}")
+            for f in MODEL_FILES
+            if (checkpoints / name / f).is_file()
+        ]
+    package = ROOT / "fer_hub"
+    files += [
+        (f, f"fer_hub/{f.relative_to(package)}")
+        for pattern in PACKAGE_FILES
+        for f in sorted(package.rglob(pattern))
+        if not any(part.startswith((".", "__pycache__")) for part in f.relative_to(package).parts)
+    ]
+    for source, name in files:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest / name)
     return dest
+
+
+def _check_finished(folder: Path) -> None:
+    """A model folder fit to serve: not a run in progress, not a smoke run, not interrupted."""
+    if any(folder.glob("*training_state.pt*")):
+        raise ValueError(f"{folder} holds a training state: the run there has not finished")
+    args_file, metrics_file = folder / "training_args.json", folder / "metrics.json"
+    args = json.loads(args_file.read_text()) if args_file.is_file() else {}
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    if args.get("limit") or metrics.get("interrupted"):
+        why = f"trained on --limit {args['limit']} images" if args.get("limit") else "an interrupted run"
+        raise ValueError(f"{folder} is a smoke run ({why}), not a model to serve")
 
 
 def main(argv: list[str] | None = None) -> int:

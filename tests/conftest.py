@@ -104,6 +104,35 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def hub_online(monkeypatch):
+    """The Hub as `--push` sees it online, with a valid write token; nothing leaves the machine
+    (tests stub the upload calls themselves)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "whoami",
+        lambda self, token=None, **kw: {"name": "me", "auth": {"accessToken": {"role": "write"}}},
+    )
+
+
+@pytest.fixture
+def nan_checkpoint(tmp_path) -> Path:
+    """A CustomCNN folder, named "broken", whose fc1 weights are all NaN: it saves fine."""
+    from fer_hub import CustomCNN
+
+    torch.manual_seed(0)
+    model = CustomCNN()
+    with torch.no_grad():
+        model.fc1.weight.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "broken")
+    return tmp_path / "broken"
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """A real photograph of one face (NASA, public domain), shipped with scikit-image."""

@@ -274,3 +274,31 @@ def test_video_given_a_photo_points_to_predict(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip() == f"error: {ASTRONAUT}: a still image, not a video; use `fer-hub predict {ASTRONAUT}`"
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_export_refuses_a_nan_checkpoint_naming_its_folder(nan_checkpoint, tmp_path, capsys):
+    assert main(["export", str(nan_checkpoint), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"{nan_checkpoint}: the weights hold NaN" in err and "wrote" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_output_file_the_file_system_refuses_is_found_before_the_analysis(
+    tiny_checkpoints, tmp_path, capsys
+):
+    clip = write_clip(tmp_path / "clip.mp4", frames=5)
+    too_long = tmp_path / ("x" * 300 + ".png")  # its folder exists and is writable; the name is not
+    argv = ["video", str(clip), "--csv", str(tmp_path / "o.csv"), "--plot", str(too_long)]
+    assert main(argv + ["--model", str(tiny_checkpoints / "custom-cnn")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --plot ") and "cannot be created (File name too long)" in err
+    assert "frames" not in err  # nothing was analysed
+    assert not (tmp_path / "o.csv").exists()  # the CSV it had created for the run is gone again
+
+
+def test_video_of_a_raw_stream_reports_the_frames_it_decoded(tiny_checkpoints, tmp_path, capsys):
+    clip = write_clip(tmp_path / "stream.mp4", frames=12, size=(192, 144), container="h264")
+    out = tmp_path / "o.csv"
+    assert main(["video", str(clip), "--csv", str(out), "--model", str(tiny_checkpoints / "custom-cnn")]) == 0
+    err = capsys.readouterr().err
+    assert "12 frames (0.5 s at 25.00 fps)" in err, err

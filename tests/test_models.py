@@ -116,3 +116,20 @@ def test_predict_proba_needs_no_graph_and_matches_the_calibrated_softmax():
     p = model.predict_proba(x)
     assert not p.requires_grad and p.numpy().shape == (3, 7)
     torch.testing.assert_close(p, (model(x) / 2.0).softmax(-1).detach())
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_naming_its_folder(nan_checkpoint):
+    folder = nan_checkpoint
+    with pytest.raises(
+        ValueError,
+        match=r"broken: the weights hold NaN or infinite values \(1 of \d+ tensors, e.g. fc1.weight\)",
+    ):
+        load_model(folder)
+
+
+def test_a_truncated_safetensors_file_is_refused_naming_the_file(tmp_path):
+    CustomCNN().save_pretrained(tmp_path / "cut")
+    weights = tmp_path / "cut" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    with pytest.raises(ValueError, match=r"cut: model.safetensors is damaged or truncated"):
+        load_model(tmp_path / "cut")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -244,3 +245,66 @@ def test_fer_model_repo_naming_two_models_of_one_architecture_is_refused(tiny_ch
         ValueError, match=r"two custom-cnn models .*another-custom-cnn.*one model per architecture"
     ):
         load_predictors("/nonexistent", repo_ids=f"{tiny_checkpoints / 'custom-cnn'},{twin}")
+
+
+def test_a_nan_checkpoint_is_refused_by_the_predictor_naming_its_folder(nan_checkpoint):
+    with pytest.raises(ValueError, match=f"{nan_checkpoint}: the weights hold NaN"):
+        Predictor.from_pretrained(nan_checkpoint)
+
+
+def test_a_model_that_answers_nan_is_refused(tmp_path):
+    import torch
+
+    from fer_hub import CustomCNN
+
+    model = CustomCNN().eval()
+    with torch.no_grad():
+        model.fc2.bias.fill_(float("inf"))  # finite inputs, infinite logits
+    model.fc2.bias.data[0] = float("-inf")
+    for backend in ("torch", "onnx"):
+        with pytest.raises((ValueError, RuntimeError), match="NaN|infinit|parity"):
+            Predictor(model, backend=backend)
+
+
+def test_a_cached_export_of_another_model_is_not_trusted(tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from fer_hub import CustomCNN
+    from fer_hub.onnx_model import OnnxClassifier, export_cache_path
+
+    monkeypatch.setenv("FER_HUB_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    mine, x = CustomCNN().eval(), torch.randn(4, 1, 48, 48)
+    torch.manual_seed(1)
+    other = OnnxClassifier.from_torch(CustomCNN().eval())
+    shutil.copyfile(other.path, export_cache_path(mine))  # a whole, loadable, foreign file under my key
+    served = OnnxClassifier.from_torch(mine)
+    assert torch.allclose(served(x), mine(x), atol=1e-4) and not torch.allclose(
+        served(x), other(x), atol=1e-2
+    )
+
+
+def test_a_read_only_cache_with_a_damaged_entry_still_serves(tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    from fer_hub import CustomCNN
+    from fer_hub.onnx_model import export_cache_path
+
+    monkeypatch.setenv("FER_HUB_CACHE", str(tmp_path))
+    model, x = CustomCNN().eval(), torch.randn(4, 1, 48, 48)
+    export_cache_path(model).parent.mkdir(parents=True)
+    export_cache_path(model).write_bytes(b"damaged")
+
+    def read_only(*_args, **_kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(shutil, "copyfile", read_only)  # tests run as root: chmod would not stop us
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "export failed, using PyTorch"
+        predictor = Predictor(model, backend="onnx")
+    assert predictor.backend == "onnx" and torch.allclose(predictor.model(x), model(x), atol=1e-4)
+    assert export_cache_path(model).read_bytes() == b"damaged"  # left alone, not half-overwritten

@@ -145,6 +145,15 @@ def test_app_with_an_unreachable_model_repo_fails_at_startup_in_one_message(tmp_
     assert "fer_hub Space cannot start:" in proc.stderr and "no-such-org/fer-cnn" in proc.stderr
 
 
+def test_app_with_a_nan_checkpoint_fails_at_startup_naming_the_folder(nan_checkpoint):
+    env = {**os.environ, "FER_MODEL_REPO": str(nan_checkpoint), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "space" / "app.py")], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"fer_hub Space cannot start: {nan_checkpoint}: the weights hold NaN" in proc.stderr
+
+
 def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -238,14 +247,13 @@ def test_deploy_refuses_without_checkpoints_and_names_the_command(tmp_path):
     assert proc.returncode == 2 and "python train_hub.py --model custom-cnn" in proc.stderr
 
 
-def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypatch):
+def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypatch, hub_online):
     import huggingface_hub
 
     sys.path.insert(0, str(ROOT / "space"))
     import deploy
 
     calls = []
-    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
     monkeypatch.setattr(
         huggingface_hub.HfApi,
         "create_repo",
@@ -486,3 +494,30 @@ def test_a_user_error_is_one_log_line_not_a_traceback(served, tmp_path, capfd, c
         "(JPEG, PNG, WebP, GIF, BMP or TIFF)."
     ]
     assert "Traceback" not in capfd.readouterr().err  # gradio prints one for errors it did not expect
+
+
+def test_deploy_bundles_only_its_allow_list_and_refuses_unfinished_models(tiny_checkpoints, tmp_path):
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "space"))
+    import deploy
+
+    ckpts = tmp_path / "ckpts"
+    shutil.copytree(tiny_checkpoints, ckpts)
+    (ckpts / "custom-cnn" / ".env").write_text("HF_TOKEN=hf_secret")
+    (ckpts / "smoke-run").mkdir()  # a folder of another name: never bundled
+    (ckpts / "smoke-run" / "model.safetensors").write_bytes(b"x")
+    bundle = deploy.build_bundle(tmp_path / "bundle", ckpts)
+    names = {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()}
+    assert not [n for n in names if any(part.startswith(".") for part in Path(n).parts)]
+    assert {n.split("/")[1] for n in names if n.startswith("checkpoints/")} == {"custom-cnn", "cnn-model2"}
+    assert "fer_hub/weights/retinaface_mobilenet0.25.onnx" in names and "fer_hub/predict.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+    (ckpts / "custom-cnn" / "training_state.pt").write_bytes(b"a run in progress")
+    with pytest.raises(ValueError, match="custom-cnn holds a training state"):
+        deploy.build_bundle(tmp_path / "bundle2", ckpts)
+    (ckpts / "custom-cnn" / "training_state.pt").unlink()
+    (ckpts / "custom-cnn" / "training_args.json").write_text(json.dumps({"limit": 64}))
+    with pytest.raises(ValueError, match=r"custom-cnn is a smoke run \(trained on --limit 64 images\)"):
+        deploy.build_bundle(tmp_path / "bundle3", ckpts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,8 @@ def test_train_writes_a_hub_folder_that_reloads_to_the_same_logits(tiny_fer, tmp
     assert metrics["n_train"] == 100 and metrics["epochs_run"] == 2
     assert set(metrics["test"]) >= {"accuracy", "accuracy_tta", "macro_f1", "per_class", "confusion_matrix"}
     assert len(json.loads((out / "history.json").read_text())) == 2
+    assert json.loads((out / "training_args.json").read_text())["output"] == os.path.relpath(tmp_path / "out")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
 def test_model_card_carries_metadata_and_eval_results(tiny_fer, tmp_path):
@@ -141,11 +144,10 @@ def test_ctrl_c_writes_the_best_checkpoint_so_far_and_the_run_resumes(tiny_fer, 
     assert not (out / "training_state.pt").exists()
 
 
-def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, monkeypatch):
+def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, monkeypatch, hub_online):
     import huggingface_hub
 
     calls = []
-    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")
     monkeypatch.setattr(
         huggingface_hub.HfApi,
         "create_repo",
@@ -201,6 +203,30 @@ def test_push_problems_fail_before_any_training(args, token, message, monkeypatc
     monkeypatch.setattr("huggingface_hub.get_token", lambda: token)
     assert main(["--dataset", "unused"] + args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_push_while_offline_says_so_before_any_training(monkeypatch, capsys):
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")  # HF_HUB_OFFLINE=1: conftest
+    assert main(["--dataset", "unused", "--push", "--repo-id", "org/name"]) == 2
+    err = capsys.readouterr().err
+    assert "--push cannot upload while HF_HUB_OFFLINE is set" in err and "Traceback" not in err
+
+
+def test_push_with_a_token_the_hub_refuses_fails_before_any_training(monkeypatch, capsys, hub_online):
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError
+
+    httpx = pytest.importorskip("httpx2")  # huggingface_hub 2's HTTP library
+
+    def refuse(self, token=None, **kw):
+        response = httpx.Response(401, request=httpx.Request("GET", "https://huggingface.co/api/whoami-v2"))
+        raise HfHubHTTPError("Invalid user token.", response=response)
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", refuse)
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
+    assert main(["--dataset", "unused", "--push", "--repo-id", "org/name"]) == 2
+    assert "the Hub refused the Hugging Face token (401" in capsys.readouterr().err
 
 
 def test_bad_dataset_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
@@ -337,3 +363,71 @@ def test_reproduce_command_rebuilds_the_run_it_describes(flags):
     learning = set(vars(cfg)) - train_mod._NOT_REPRODUCED
     assert {k: vars(again)[k] for k in learning} == {k: vars(cfg)[k] for k in learning}
     assert "--output" not in command and "--threads" not in command  # where it ran, not what it learnt
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_loading_data(tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert main(["--dataset", "never-loaded/at-all", "--output", str(a_file / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --output {a_file / 'run'}: cannot write there") and "dataset" not in err
+
+
+def test_an_output_folder_without_room_for_the_state_is_refused_before_loading_data(
+    tmp_path, monkeypatch, capsys
+):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 10**6, 10**6))
+    assert main(["--dataset", "never-loaded/at-all", "--output", str(tmp_path / "run")]) == 2
+    assert "1 MB free, but the training state needs about" in capsys.readouterr().err
+
+
+def test_a_save_that_fills_the_disk_keeps_the_previous_state_and_leaves_no_partial_file(
+    tmp_path, monkeypatch
+):
+    from fer_hub.train_state import STATE_FILE, TrainState, prepare_output
+
+    path = tmp_path / STATE_FILE
+    TrainState(config={"epochs": 3}, epoch=1).save(path)
+
+    def full_disk(obj, f):
+        f.write(b"x" * 1000)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(RuntimeError, match="No space left on device.*the previous epoch's state is kept"):
+        TrainState(config={"epochs": 3}, epoch=2).save(path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE] and TrainState.load(path).epoch == 1
+    (tmp_path / f".{STATE_FILE}.tmp4242").write_bytes(b"left by a crash")  # a kill -9 mid-save
+    prepare_output(tmp_path, state_bytes=1000)  # what a --resume does first
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE]
+
+
+def test_a_model_folder_is_never_left_half_written(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "training_state.pt").write_bytes(b"the run's state")
+
+    def crash(result, folder):
+        (folder / "config.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_mod, "_write_model_files", crash)
+    with pytest.raises(OSError):
+        write_model_folder(None, out)
+    assert [p.name for p in out.iterdir()] == ["training_state.pt"]  # as it was: no config.json
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+    monkeypatch.setattr(
+        train_mod, "_write_model_files", lambda result, folder: (folder / "config.json").write_text("{}")
+    )
+    write_model_folder(None, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "training_state.pt",
+    ]  # the state moved along
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
