@@ -47,7 +47,7 @@ def load_image(src, *, mode: str = "L", name: str | None = None, max_pixels: int
     if isinstance(src, Image.Image):
         return _convert(src, mode)
     if isinstance(src, np.ndarray):
-        return _convert(_array_to_image(src), mode)
+        return _convert(_array_to_image(src), mode, owned=True)
     what = name or (str(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__)
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
@@ -71,7 +71,7 @@ def load_image(src, *, mode: str = "L", name: str | None = None, max_pixels: int
             check_size(*im.size, max_pixels, what)
             im.seek(0)  # animated GIF/WebP/APNG: the first frame
             im.load()
-            return _convert(im, mode)
+            return _convert(im, mode, owned=True)
     except UnidentifiedImageError as e:
         raise ImageError(NOT_AN_IMAGE, what) from e
     except Image.DecompressionBombError as e:
@@ -94,10 +94,13 @@ def check_size(width: int, height: int, max_pixels: int, source: str | None = No
         raise ImageError(f"{too_large(max_pixels)} ({width} x {height})", source)
 
 
-def _convert(im: Image.Image, mode: str) -> Image.Image:
-    im = ImageOps.exif_transpose(im)  # phone photos are often stored sideways
+def _convert(im: Image.Image, mode: str, owned: bool = False) -> Image.Image:
+    """`im` upright and in `mode`; a copy unless `owned` (decoded here: nobody else holds it),
+    since a 50 MP photo is 150 MB a copy."""
+    if im.getexif().get(0x0112, 1) != 1:  # phone photos are often stored sideways
+        im, owned = ImageOps.exif_transpose(im), True
     if im.mode == mode:
-        return im.copy()
+        return im if owned else im.copy()
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return _array_to_image(np.asarray(im)).convert(mode)
     if im.mode == "P":

@@ -92,21 +92,28 @@ def _open(path: str | os.PathLike, max_pixels: int | None = None):
     if not path.is_file():
         raise VideoError("no such file", path)
     try:
-        container = av.open(str(path))
+        try:
+            # Decoders skip every frame while FFmpeg probes the streams: probing decodes a frame
+            # otherwise, ~150 MB for an 8192 x 8192 clip, before its size could be refused.
+            container = av.open(str(path), stream_options=[{"skip_frame": "all"}] * 16)
+        except ValueError as e:
+            if isinstance(e, av.error.FFmpegError):
+                raise
+            container = av.open(str(path))  # MPEG-PS/TS name their streams only while probing
     except (av.error.FFmpegError, UnicodeDecodeError):
         raise VideoError("not a video FFmpeg can read", path) from None
     try:
         if not container.streams.video:
             raise VideoError("has no video stream", path)
+        ctx = container.streams.video[0].codec_context
+        if max_pixels and ctx.width * ctx.height > max_pixels:
+            raise VideoError(_too_large(ctx.width, ctx.height, max_pixels), path)
         if set(container.format.name.split(",")) & _STILL_FORMATS:
             try:  # named like a picture; a text file named .jpg gets here too
                 next(container.decode(video=0))
             except (av.error.FFmpegError, StopIteration):
                 raise VideoError("not a video FFmpeg can read", path) from None
             raise VideoError(STILL_IMAGE, path)
-        ctx = container.streams.video[0].codec_context
-        if max_pixels and ctx.width * ctx.height > max_pixels:
-            raise VideoError(_too_large(ctx.width, ctx.height, max_pixels), path)
     except BaseException:
         container.close()
         raise
