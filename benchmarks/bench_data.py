@@ -19,7 +19,7 @@ import time
 
 def phase(dataset: str) -> None:
     t0 = time.perf_counter()
-    from fer_hub.data import load_fer2013
+    from fer_hub.training.data import load_fer2013
 
     t1 = time.perf_counter()
     data = load_fer2013(dataset, log=lambda *_: None)

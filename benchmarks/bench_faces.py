@@ -297,9 +297,9 @@ def main() -> None:
     )
     p.add_argument("--sweep", action="store_true", help="also sweep RetinaFace's score threshold")
     args = p.parse_args()
-    from fer_hub.data import load_fer2013
     from fer_hub.faces import HaarDetector, RetinaFaceDetector
     from fer_hub.predict import Predictor
+    from fer_hub.training.data import load_fer2013
 
     torch.set_num_threads(2)
     data = load_fer2013(args.dataset, log=lambda *_: None)

@@ -69,10 +69,10 @@ def viewer(app, model: str, stream: list[np.ndarray]) -> tuple[list[float], int]
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from fer_hub.service import MODEL_NAMES
+    from fer_hub.models import SHIPPED_MODELS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0])
+    p.add_argument("--model", choices=SHIPPED_MODELS, default=SHIPPED_MODELS[0])
     name = p.parse_args().model
     with tempfile.TemporaryDirectory() as tmp:
         app = load_app(str(model_folder(name, Path(tmp))))

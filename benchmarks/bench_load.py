@@ -32,6 +32,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "space"))  # views.py: the Space's budgets
 
 
 def write_clip(path: Path, size: tuple[int, int], frames: int, container: str | None = None) -> Path:
@@ -159,8 +160,7 @@ def main() -> None:
     args = p.parse_args()
 
     from gradio_client import handle_file
-
-    from fer_hub.service import CONCURRENCY, MAX_ANALYSED_FRAMES, MAX_VIDEO_PIXELS, MAX_VIDEO_SECONDS
+    from views import CONCURRENCY, MAX_ANALYSED_FRAMES, MAX_VIDEO_PIXELS, MAX_VIDEO_SECONDS
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_load_"))
     photo = tmp / "photo.jpg"

@@ -25,7 +25,7 @@ import torch
 from bench_video import model_folder  # shipped, else randomly initialised
 from PIL import Image
 
-from fer_hub.service import MODEL_NAMES
+from fer_hub.models import SHIPPED_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def bench_photo(folders: dict[str, Path], model: str, repeats: int) -> None:
             default = "  <- the defaults" if (detector, backend) == defaults else ""
             print(f"  {detector:10s} + {backend:5s} classifier | " + " | ".join(figures) + default)
     crops = [photo.crop((170, 40, 400, 270))] * 64
-    for name in MODEL_NAMES:
+    for name in SHIPPED_MODELS:
         figures = []
         for backend in ("torch", "onnx"):
             pred = Predictor.from_pretrained(folders[name], backend=backend)
@@ -108,7 +108,7 @@ def bench_clients(folders: dict[str, Path], model: str, clients: int, requests: 
     from bench_live import load_app
     from gradio_client import Client, handle_file
 
-    app = load_app(",".join(str(folders[name]) for name in MODEL_NAMES))
+    app = load_app(",".join(str(folders[name]) for name in SHIPPED_MODELS))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -147,7 +147,7 @@ def bench_clients(folders: dict[str, Path], model: str, clients: int, requests: 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0], help="photo and Space model")
+    p.add_argument("--model", choices=SHIPPED_MODELS, default=SHIPPED_MODELS[0], help="photo and Space model")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--clients", type=int, default=0, help="also load-test the Space with N clients")
     p.add_argument("--requests", type=int, default=25, help="requests per client")
@@ -160,7 +160,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FER_HUB_CACHE"] = str(Path(tmp) / "cache")  # the user's cache stays untouched
-        folders = {name: model_folder(name, Path(tmp)) for name in MODEL_NAMES}
+        folders = {name: model_folder(name, Path(tmp)) for name in SHIPPED_MODELS}
         bench_photo(folders, args.model, args.repeats)
         if args.clients:
             bench_clients(folders, args.model, args.clients, args.requests)

@@ -4,7 +4,7 @@
     python benchmarks/bench_train.py --dataset ../shared/fer2013                 # full runs (GPU)
     python benchmarks/bench_train.py --dataset ../shared/fer2013 --epochs 1 --limit 2000   # CPU smoke
 
-`--speed` times the training step exactly as `fer_hub.train` runs it (augmentation, forward,
+`--speed` times the training step exactly as `fer_hub.training.loop` runs it (augmentation, forward,
 backward, AdamW, EMA update) for each model over batch size, memory format, thread count and
 torch.compile, and prints images/s; it is how the CPU defaults (batch 64, channels_last, no
 compile, one thread per core) were chosen. Stop any training run first (or `kill -STOP` it):
@@ -22,13 +22,9 @@ import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 
-from fer_hub.augment import AugmentConfig, augment_batch
-from fer_hub.ema import EMA
-from fer_hub.models import MODELS
-from fer_hub.preprocess import normalize
-from fer_hub.train import RECIPES, TrainConfig, device_description, resolve_device, train
+from fer_hub.training.config import RECIPES, TrainConfig
+from fer_hub.training.loop import device_description, prepare_run, resolve_device, train, train_step
 
 # (batch, channels_last, threads, compile); threads 0 = torch's default
 SPEED_GRID = [
@@ -42,35 +38,28 @@ SPEED_GRID = [
 
 
 def step_speed(model_name: str, batch: int, channels_last: bool, compile_: bool, device, images: int):
-    """images/s of the strong recipe's training step, and seconds spent before the first step
-    finished (compilation included)."""
+    """images/s of the strong recipe's training step (`fer_hub.training.loop.train_step`, the one
+    `train()` runs), and seconds spent before the first step finished (compilation included)."""
     torch.manual_seed(0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = MODELS[model_name]().to(device, memory_format=fmt)
-    step_model = torch.compile(model) if compile_ else model
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    ema = EMA(model, 0.999)
-    aug = AugmentConfig(max_rotation=15, scale=0.15, erase=0.25)
-    gen = torch.Generator(device=device).manual_seed(0)
-    X = torch.randint(0, 256, (batch, 1, 48, 48), dtype=torch.uint8, device=device)
-    Y = torch.randint(0, 7, (batch,), device=device)
-
-    def step():
-        xb = normalize(augment_batch(X.float().div_(255), aug, gen)).contiguous(memory_format=fmt)
-        loss = F.cross_entropy(step_model(xb), Y, label_smoothing=0.1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update(model)
-
+    n = max(4, images // batch)
+    cfg = TrainConfig(
+        **{**RECIPES["strong"], "epochs": n + 2},  # one step per epoch: the schedule lasts n + 2 steps
+        model=model_name,
+        batch_size=batch,
+        channels_last=channels_last,
+        compile=compile_,
+        device=str(device),
+    )
+    X = torch.randint(0, 256, (batch, 1, 48, 48), dtype=torch.uint8)
+    run = prepare_run(cfg, X, torch.randint(0, 7, (batch,)), log=lambda *_: None)
+    idx = torch.arange(batch, device=run.device)
     t = time.perf_counter()
     for _ in range(2):
-        step()
+        train_step(run, idx)
     warmup = time.perf_counter() - t
-    n = max(4, images // batch)
     t = time.perf_counter()
     for _ in range(n):
-        step()
+        train_step(run, idx)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return n * batch / (time.perf_counter() - t), warmup
@@ -98,7 +87,7 @@ def speed(args) -> None:
 
 def recipes(args) -> None:
     device = resolve_device(args.device)
-    from fer_hub.data import load_fer2013
+    from fer_hub.training.data import load_fer2013
 
     data = load_fer2013(args.dataset, seed=args.seed, log=lambda *_: None)
     rows = []

@@ -73,11 +73,11 @@ def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fer_hub import Predictor
-    from fer_hub.service import MODEL_NAMES
+    from fer_hub.models import SHIPPED_MODELS
     from fer_hub.video import analyze_video, probe
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODEL_NAMES, default=MODEL_NAMES[0])
+    p.add_argument("--model", choices=SHIPPED_MODELS, default=SHIPPED_MODELS[0])
     name = p.parse_args().model
     with tempfile.TemporaryDirectory() as tmp:
         predictor = Predictor.from_pretrained(model_folder(name, Path(tmp)))

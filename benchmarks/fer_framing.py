@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 
 from fer_hub.align import FER_FRAMING, Framing, crop_aligned, eye_geometry
-from fer_hub.data import load_fer2013
 from fer_hub.retinaface import RetinaFace
+from fer_hub.training.data import load_fer2013
 
 UP, CANVAS = 4, 384
 
@@ -72,8 +72,8 @@ def main() -> None:
     print(f"measured: {measured}\nin use:   {FER_FRAMING}")
     if args.model:
         from fer_hub import load_model
-        from fer_hub.evaluate import predict_proba
         from fer_hub.preprocess import preprocess
+        from fer_hub.training.evaluate import predict_proba
 
         model = load_model(args.model)
         idx = torch.tensor(found)

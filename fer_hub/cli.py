@@ -15,32 +15,31 @@ counted, never fatal.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import sys
 from pathlib import Path
 
+from .errors import FerHubError
 from .labels import EMOTIONS
+from .results import PREDICT_COLUMNS, face_row, write_rows
 
 __all__ = ["main", "IMAGE_SUFFIXES", "PREDICT_COLUMNS"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-PREDICT_COLUMNS = ["file", "face", "face_found", "x", "y", "w", "h", "label", "uncertain", *EMOTIONS]
 SHIPPED = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
 
 
-class UsageError(Exception):
+class UsageError(FerHubError):
     """Bad input from the command line: printed as one line, exit code 2."""
 
 
 def _default_model() -> str:
-    from .service import MODEL_NAMES  # the Space's default is the command line's
+    from .models import DEFAULT_MODEL  # the Space's default too
 
-    folder = SHIPPED / MODEL_NAMES[0]
+    folder = SHIPPED / DEFAULT_MODEL
     if not (folder / "model.safetensors").is_file():
         raise UsageError(
-            f"no --model given and no shipped checkpoint at space/checkpoints/{MODEL_NAMES[0]}: "
+            f"no --model given and no shipped checkpoint at space/checkpoints/{DEFAULT_MODEL}: "
             "pass --model FOLDER, a Hub repo id ORG/NAME, or a .onnx file"
         )
     return str(folder)
@@ -52,7 +51,7 @@ def _predictor(model: str | None, tta: bool = False):
     source = model or _default_model()
     try:
         return Predictor.from_pretrained(source, tta=tta)
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except FerHubError as e:
         raise UsageError(f"--model {source}: {e}") from None
 
 
@@ -107,21 +106,6 @@ def _plot_suffixes() -> tuple[str, ...]:
     return tuple(f".{s}" for s in Figure().canvas.get_supported_filetypes())
 
 
-def _write_rows(rows: list[dict], columns: list[str], csv_out: str | None, json_out: str | None) -> None:
-    """CSV (to stdout unless `csv_out`) or JSON; their folders exist already (`_check_output`)."""
-    if json_out:
-        Path(json_out).write_text(json.dumps(rows, indent=1))
-    if csv_out or not json_out:
-        out = open(csv_out, "w", newline="") if csv_out else sys.stdout  # noqa: SIM115
-        try:
-            writer = csv.DictWriter(out, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        finally:
-            if csv_out:
-                out.close()
-
-
 # ---------------------------------------------------------------------------------------------
 # subcommands
 
@@ -155,21 +139,11 @@ def cmd_predict(args) -> int:
         for (f, _), result in zip(loaded, predictor.batch([im for _, im in loaded])):
             for i, face in enumerate(result["faces"]):
                 n_faces += result["face_found"]
-                rows.append(
-                    {
-                        "file": str(f),
-                        "face": i,
-                        "face_found": result["face_found"],
-                        **dict(zip("xywh", face["box"])),
-                        "label": face["label"],
-                        "uncertain": face["uncertain"],
-                        **{e: round(face["probabilities"][e], 6) for e in EMOTIONS},
-                    }
-                )
+                rows.append(face_row(str(f), i, result, face))
         bar.update(min(args.batch, len(files) - start))
     bar.close()
     if n_images:  # a header alone would pass for an answer
-        _write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
+        write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     written = args.csv or args.json
@@ -195,7 +169,7 @@ def cmd_video(args) -> int:
     except VideoError as e:
         hint = f"; use `fer-hub predict {args.video}`" if e.reason == STILL_IMAGE else ""
         raise UsageError(f"{e}{hint}") from None
-    _write_rows(rows, VIDEO_COLUMNS, args.csv, None)
+    write_rows(rows, VIDEO_COLUMNS, args.csv)
     if args.plot:
         from .plots import plot_tracks
 
@@ -227,22 +201,22 @@ def cmd_export(args) -> int:
     _check_output(args.onnx, "--onnx", (".onnx",))
     try:
         model = load_model(args.model)
-    except (FileNotFoundError, ValueError, OSError) as e:
+    except FerHubError as e:
         raise UsageError(f"{args.model}: {e}") from None
     real = None
     if args.dataset:
-        from .data import load_fer2013
         from .preprocess import normalize
+        from .training.data import load_fer2013
 
         try:
             data = load_fer2013(args.dataset, log=lambda *_: None)
-        except (FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        except FerHubError as e:
             raise UsageError(f"--dataset {args.dataset}: {e}") from None
         x = data.x_test if data.x_test is not None else data.x_val
         real = normalize(x[: args.check_images])
     try:
         report = export_onnx(model, args.onnx, check_inputs=real)
-    except RuntimeError as e:
+    except RuntimeError as e:  # not the user's input: the exporter and torch disagree
         print(f"error: {e}", file=sys.stderr)
         return 1
     checks = "; ".join(
@@ -253,7 +227,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .calibration import main as calibrate_main
+    from .training.calibrate import main as calibrate_main
 
     return calibrate_main(
         [args.folder, "--dataset", args.dataset] + (["--revision", args.revision] if args.revision else [])
@@ -275,7 +249,7 @@ def _at_least_1(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DEFAULT_DATASET
+    from .training.data import DEFAULT_DATASET
 
     p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -329,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:  # everything after `train` belongs to train_hub.py's parser
-        from .train import main as train_main
+        from .training.cli import main as train_main
 
         return train_main(argv[1:])
     parser = build_parser()
@@ -338,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         code = args.fn(args)
-    except UsageError as e:
+    except FerHubError as e:
         print(f"error: {e}", file=sys.stderr)
         code = 2
     finally:

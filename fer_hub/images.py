@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import InputError
+
 __all__ = ["ImageError", "MAX_PIXELS", "load_image", "check_size"]
 
 # The largest image decoded by default: 10,000 x 10,000 photos (100 MP) and a bit more, still
@@ -23,7 +25,7 @@ MAX_PIXELS = 12_000 * 12_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """The input could not be read as an image; the message says which input and why.
 
     `reason` is the why alone: a server shows it to a user without revealing where it keeps

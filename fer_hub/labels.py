@@ -6,6 +6,8 @@ by *name*; only bare integers with no names attached fall back to the original K
 
 from __future__ import annotations
 
+from .errors import InputError
+
 __all__ = ["EMOTIONS", "KAGGLE_ORDER", "canonical_emotion", "label_mapping"]
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -53,10 +55,10 @@ def label_mapping(names: list[str] | tuple[str, ...], *, where: str = "dataset")
         else:
             mapping.append(EMOTIONS.index(canon))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{where}: unknown label name(s) {unknown}; expected the seven FER-2013 expressions "
             f"{list(EMOTIONS)} (aliases such as 'anger', 'happiness', 'sadness', 'surprised' work too)"
         )
     if len(set(mapping)) != len(mapping):
-        raise ValueError(f"{where}: label names {list(names)} name the same expression twice")
+        raise InputError(f"{where}: label names {list(names)} name the same expression twice")
     return mapping

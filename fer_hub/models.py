@@ -18,9 +18,16 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
+from .errors import AccessError, InputError, NotFoundError
 from .labels import EMOTIONS
 
-__all__ = ["CustomCNN", "CnnModel2", "MODELS", "load_model", "PROJECT_URL"]
+__all__ = ["CustomCNN", "CnnModel2", "MODELS", "SHIPPED_MODELS", "DEFAULT_MODEL", "load_model", "PROJECT_URL"]
+
+# The models this project ships (space/checkpoints/<name>), by architecture name. The first is the
+# default of the command line, the Space and the benchmarks: the more accurate on validation
+# (tests/test_checkpoints.py holds it to that).
+SHIPPED_MODELS = ("cnn-model2", "custom-cnn")
+DEFAULT_MODEL = SHIPPED_MODELS[0]
 
 PROJECT_URL = "https://github.com/fer-hub/fer_hub"
 
@@ -68,16 +75,16 @@ class _FERModel(
         if architecture != self.ARCHITECTURE:
             other = MODELS.get(architecture)
             hint = f"load it with fer_hub.{other.__name__}" if other else "it is not a fer_hub model"
-            raise ValueError(
+            raise InputError(
                 f"config.json describes a {architecture!r} model but {type(self).__name__} "
                 f"({self.ARCHITECTURE!r}) was asked to load it; {hint} or with fer_hub.load_model"
             )
         if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise InputError(f"temperature must be positive, got {temperature}")
         if len(labels) != num_classes:
-            raise ValueError(f"labels has {len(labels)} names but num_classes={num_classes}")
+            raise InputError(f"labels has {len(labels)} names but num_classes={num_classes}")
         self.labels = list(labels)
-        # Calibration, fitted on validation after training (fer_hub.calibration): probabilities
+        # Calibration, fitted on validation after training (fer_hub.training.calibration): probabilities
         # are softmax(logits / temperature); a face whose top probability is below
         # `uncertain_below` is reported as uncertain. Defaults: plain softmax, never uncertain.
         self.temperature = float(temperature)
@@ -101,11 +108,11 @@ class _FERModel(
             with contextlib.redirect_stdout(io.StringIO()):
                 model = super()._from_pretrained(model_id=model_id, strict=True, **kwargs)
         except SafetensorError as e:  # truncated or overwritten: the header no longer parses
-            raise ValueError(
+            raise InputError(
                 f"{model_id}: model.safetensors is damaged or truncated ({e}); download or copy it again"
             ) from None
         except RuntimeError as e:
-            raise ValueError(
+            raise InputError(
                 f"weights in {model_id!r} do not match {cls.__name__} with this config: {e}"
             ) from e
         check_finite(model, model_id)
@@ -124,7 +131,7 @@ def check_finite(model: nn.Module, source: str | os.PathLike) -> None:
         if t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
     if bad:
-        raise ValueError(
+        raise InputError(
             f"{source}: the weights hold NaN or infinite values ({len(bad)} of "
             f"{len(model.state_dict())} tensors, e.g. {bad[0]}); the checkpoint is broken: "
             f"train it again or restore a good copy"
@@ -234,22 +241,22 @@ def _hub_config(repo_id: str, hub_kw: dict) -> str:
         return hf_hub_download(repo_id, "config.json", **hub_kw)
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"Hub repo {repo_id!r} is not in the local cache and {why}: download it once online, "
             "or pass a local model folder"
         ) from None
     except GatedRepoError:
-        raise PermissionError(
+        raise AccessError(
             f"Hub repo {repo_id!r} is gated: accept its terms on the Hub, then log in"
         ) from None
     except RepositoryNotFoundError:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"no model repo {repo_id!r} on the Hub (or it is private: log in with `hf auth login`)"
         ) from None
     except RevisionNotFoundError:
-        raise FileNotFoundError(f"Hub repo {repo_id!r} has no revision {hub_kw.get('revision')!r}") from None
+        raise NotFoundError(f"Hub repo {repo_id!r} has no revision {hub_kw.get('revision')!r}") from None
     except RemoteEntryNotFoundError:
-        raise FileNotFoundError(f"Hub repo {repo_id!r} has no config.json: not a fer_hub model") from None
+        raise NotFoundError(f"Hub repo {repo_id!r} has no config.json: not a fer_hub model") from None
 
 
 def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnModel2:
@@ -259,25 +266,23 @@ def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnM
     if os.path.isdir(model_id):
         config_file = Path(model_id) / "config.json"
         if not config_file.is_file():
-            raise FileNotFoundError(f"{config_file} not found: is {model_id!r} a fer_hub model folder?")
+            raise NotFoundError(f"{config_file} not found: is {model_id!r} a fer_hub model folder?")
     elif (
         os.path.exists(model_id)
         or model_id.count("/") != 1
         or model_id.startswith((".", "/", "~"))
         or os.path.isdir(model_id.split("/")[0])  # "runs/typo": a local folder's child, not ORG/NAME
     ):
-        raise FileNotFoundError(
-            f"{model_id!r} is neither a model folder nor a Hub repo id of the form ORG/NAME"
-        )
+        raise NotFoundError(f"{model_id!r} is neither a model folder nor a Hub repo id of the form ORG/NAME")
     else:
         hub_kw = {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
         config_file = Path(_hub_config(model_id, hub_kw))
     try:
         architecture = json.loads(config_file.read_text())["architecture"]
     except (ValueError, KeyError) as e:
-        raise ValueError(f"{config_file} has no readable 'architecture' entry ({e!r})") from e
+        raise InputError(f"{config_file} has no readable 'architecture' entry ({e!r})") from e
     if architecture not in MODELS:
-        raise ValueError(
+        raise InputError(
             f"{config_file}: unknown architecture {architecture!r}; expected one of {list(MODELS)}"
         )
     return MODELS[architecture].from_pretrained(model_id, **kwargs)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import InputError, NotFoundError
+
 __all__ = [
     "PARITY_TOLERANCE",
     "export_onnx",
@@ -131,7 +133,7 @@ def export_digest(model: torch.nn.Module) -> str:
 
 def export_cache_path(model: torch.nn.Module, digest: str | None = None) -> Path:
     """Where `OnnxClassifier.from_torch` caches `model`'s export: a file named by its digest."""
-    from .data import default_cache_dir
+    from .cache import default_cache_dir
 
     digest = digest or export_digest(model)
     name = getattr(model, "ARCHITECTURE", type(model).__name__)
@@ -147,7 +149,7 @@ class OnnxClassifier:
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such ONNX file")
+            raise NotFoundError(f"{path}: no such ONNX file")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -155,10 +157,10 @@ class OnnxClassifier:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime's errors share no base class
-            raise ValueError(f"{path}: not an ONNX model onnxruntime can load ({type(e).__name__})") from None
+            raise InputError(f"{path}: not an ONNX model onnxruntime can load ({type(e).__name__})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "fer_hub.labels" not in meta:
-            raise ValueError(f"{path}: not exported by fer_hub (no label names in its metadata)")
+            raise InputError(f"{path}: not exported by fer_hub (no label names in its metadata)")
         self.metadata = dict(meta)
         self.labels = json.loads(meta["fer_hub.labels"])
         self.ARCHITECTURE = meta.get("fer_hub.architecture", "onnx")

@@ -26,12 +26,14 @@ import torch
 from PIL import Image
 
 from .align import aligned_square, crop_aligned
+from .errors import InputError
 from .explain import gradcam
 from .faces import WORK_SIZE, Box, Detector, FaceDetector, crop_face, crop_square, shrink
 from .images import MAX_PIXELS, load_image
 from .labels import EMOTIONS
 from .models import load_model
 from .preprocess import preprocess
+from .results import ImageResult
 
 __all__ = ["Predictor"]
 
@@ -51,11 +53,10 @@ class Predictor:
         backend: str = "auto",
     ) -> None:
         """`backend`: what runs the classifier. "onnx" exports the model to onnxruntime on the
-        spot (parity-checked; about 1 s, then cached on disk per model): on a CPU one CustomCNN
-        crop takes 2.0 ms instead of 3.9 and a batch runs 2.2x faster
-        (`benchmarks/bench_predict.py`); explanation maps still use the torch model. "torch"
-        keeps PyTorch. "auto" (default) is "onnx" on the CPU and "torch" elsewhere, falling back
-        to torch with a warning if the export fails."""
+        spot (parity-checked, then cached on disk per model), faster than torch on a CPU for one
+        crop and for batches (`benchmarks/bench_predict.py` measures both); explanation maps still
+        use the torch model. "torch" keeps PyTorch. "auto" (default) is "onnx" on the CPU and
+        "torch" elsewhere, falling back to torch with a warning if the export fails."""
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
         self.device = torch.device(device)
@@ -87,7 +88,7 @@ class Predictor:
         self.max_pixels = MAX_PIXELS
         labels = list(getattr(model, "labels", EMOTIONS))
         if sorted(labels) != sorted(EMOTIONS):
-            raise ValueError(f"model labels {labels} are not the seven FER-2013 expressions {list(EMOTIONS)}")
+            raise InputError(f"model labels {labels} are not the seven FER-2013 expressions {list(EMOTIONS)}")
         self._explain_lock = threading.Lock()
         self.temperature = float(getattr(model, "temperature", 1.0))
         self.uncertain_below = float(getattr(model, "uncertain_below", 0.0))
@@ -115,7 +116,7 @@ class Predictor:
             model = load_model(path_or_repo_id, **hub_kwargs)
         return cls(model, detector=detector, tta=tta, device=device, backend=backend)
 
-    def __call__(self, image, *, tta: bool | None = None, explain: bool = False) -> dict:
+    def __call__(self, image, *, tta: bool | None = None, explain: bool = False) -> ImageResult:
         """Analyse one image (PIL, numpy RGB/gray uint8 or float, path, bytes, file object).
 
         `explain=True` adds per face "saliency" (a 48x48 Grad-CAM map in [0, 1], aligned with the
@@ -123,7 +124,7 @@ class Predictor:
         levelling) and "crop_angle" (the rotation that levelled it, in degrees)."""
         return self.batch([image], tta=tta, explain=explain)[0]
 
-    def batch(self, images: Sequence, *, tta: bool | None = None, explain: bool = False) -> list[dict]:
+    def batch(self, images: Sequence, *, tta: bool | None = None, explain: bool = False) -> list[ImageResult]:
         """Analyse many images; all their faces go through the network in one batch."""
         found = [self.find_faces(im) for im in images]
         crops = [crop for *_, face_crops in found for crop in face_crops]
@@ -229,7 +230,7 @@ def _check_answers(model, device: torch.device, source) -> None:
     with torch.inference_mode():
         logits = model(torch.zeros(2, 1, 48, 48, device=device))
     if not bool(torch.isfinite(torch.as_tensor(logits).float()).all()):
-        raise ValueError(
+        raise InputError(
             f"{source}: the model answers NaN or infinity on a blank face; its weights are broken: "
             f"train it again or restore a good copy"
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from .faces import WORK_SIZE  # the Predictor's too: decoding straight to it keeps 4K frames small
 from .labels import EMOTIONS
 from .tracking import FaceTracker
@@ -48,7 +49,7 @@ VIDEO_COLUMNS = [
 ]
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """The file could not be read as a video; the message says which file and why.
 
     `reason` is the why alone, written by fer_hub (never a library's message, which may hold
@@ -230,67 +231,18 @@ def analyze_video(
 
     from tqdm.auto import tqdm
 
-    from .draw import annotate
-
     if every < 1:
         raise ValueError(f"every must be at least 1, got {every}")
     info = probe(path, max_pixels=max_pixels)
     expected = info.frames if not max_frames else min(info.frames or max_frames * every, max_frames * every)
-    tracker = tracker or FaceTracker()
-    writer = None
-    rows = VideoRows()
-    shown: dict = {"model": predictor.name, "face_found": False, "faces": []}  # held between analysed frames
-    # Analysed frames keep their faces' crops only; a frame itself is kept for the annotated
-    # video alone, so a chunk costs a few kilobytes a face instead of 16 whole frames.
-    pending: list[tuple[int, float, tuple | None, np.ndarray | None, float]] = []
+    batch = _Batch(predictor, tracker or FaceTracker(), annotate_to, info.fps)
+    rows = batch.rows
     bar = tqdm(
         total=expected or None,
         desc=f"analysing {Path(path).name}",
         unit="frame",
         disable=None if progress is None else not progress,  # None: a bar on terminals only
     )
-
-    def flush() -> None:
-        nonlocal shown
-        crops = [c for _, _, found, _, _ in pending if found and found[0] for c in found[3]]
-        probs = predictor.classify(crops).numpy() if crops else np.empty((0, len(EMOTIONS)))
-        k = 0
-        for index, t, found, frame, scale in pending:
-            if found is not None:
-                face_found, boxes, _, _ = found
-                boxes = [b.as_list() for b in boxes] if face_found else []
-                raw = probs[k : k + len(boxes)]
-                k += len(boxes)
-                found_now = {
-                    "model": predictor.name,
-                    "face_found": bool(boxes),
-                    "faces": [
-                        {"box": b, "probabilities": dict(zip(EMOTIONS, p.tolist()))}
-                        for b, p in zip(boxes, raw)
-                    ],
-                }
-                shown = tracker.smooth(found_now, predictor.uncertain_below)  # as the live webcam does
-                for face, p_raw in zip(shown["faces"], raw):
-                    box = face["box"] if scale == 1.0 else [round(v / scale) for v in face["box"]]
-                    rows.append(
-                        {
-                            "frame": index,
-                            "time_s": round(t, 4),
-                            "track": face["track"],
-                            **dict(zip("xywh", box)),
-                            "label": face["label"],
-                            "uncertain": face["uncertain"],
-                            **{f"p_{e}": face["probabilities"][e] for e in EMOTIONS},
-                            **{f"raw_{e}": float(v) for e, v in zip(EMOTIONS, p_raw)},
-                        }
-                    )
-            if writer is not None:
-                writer.write(np.asarray(annotate(frame, shown, max_side=None)))
-        bar.update(len(pending))
-        if on_progress:
-            on_progress(rows.decoded, expected)
-        pending.clear()
-
     start = time.monotonic()
     try:
         for index, t, frame, scale in _frames(path, work_size, max_pixels):
@@ -300,22 +252,95 @@ def analyze_video(
             if max_seconds and time.monotonic() - start > max_seconds:
                 rows.stopped = "time"
                 break
-            rows.decoded += 1
-            if annotate_to and writer is None:
-                writer = _Writer(annotate_to, info.fps, frame.shape[1], frame.shape[0])
-            found = None
-            if index % every == 0:
-                found = predictor.find_faces(frame)
-                rows.analysed += 1
-            pending.append((index, t, found, frame if writer else None, scale))
-            if sum(p[2] is not None for p in pending) >= chunk:
-                flush()
-        flush()
+            batch.add(index, t, frame, scale, analyse=index % every == 0)
+            if batch.analysed >= chunk:
+                bar.update(batch.flush())
+                if on_progress:
+                    on_progress(rows.decoded, expected)
+        bar.update(batch.flush())
+        if on_progress:
+            on_progress(rows.decoded, expected)
     finally:
         bar.close()
-        if writer is not None:
-            writer.close()
+        batch.close()
     return rows
+
+
+class _Batch:
+    """Frames waiting for the network: analysed ones keep only their faces' crops (the frame
+    itself only when an annotated video is written), so a batch of 16 costs kilobytes a face,
+    not 16 frames. `flush` classifies all their faces at once, tracks and smooths them, and
+    appends the rows."""
+
+    def __init__(self, predictor, tracker: FaceTracker, annotate_to, fps: float) -> None:
+        self.predictor, self.tracker, self.annotate_to, self.fps = predictor, tracker, annotate_to, fps
+        self.rows = VideoRows()
+        self.pending: list[tuple[int, float, tuple | None, np.ndarray | None, float]] = []
+        self.writer: _Writer | None = None
+        # what the annotated video shows between analysed frames
+        self.shown: dict = {"model": predictor.name, "face_found": False, "faces": []}
+
+    @property
+    def analysed(self) -> int:
+        return sum(p[2] is not None for p in self.pending)
+
+    def add(self, index: int, t: float, frame: np.ndarray, scale: float, analyse: bool) -> None:
+        self.rows.decoded += 1
+        if self.annotate_to and self.writer is None:
+            self.writer = _Writer(self.annotate_to, self.fps, frame.shape[1], frame.shape[0])
+        found = None
+        if analyse:
+            found = self.predictor.find_faces(frame)
+            self.rows.analysed += 1
+        self.pending.append((index, t, found, frame if self.writer else None, scale))
+
+    def flush(self) -> int:
+        """Classify, track and record the pending frames; returns how many there were."""
+        from .draw import annotate
+
+        crops = [c for _, _, found, _, _ in self.pending if found and found[0] for c in found[3]]
+        probs = self.predictor.classify(crops).numpy() if crops else np.empty((0, len(EMOTIONS)))
+        k = 0
+        for index, t, found, frame, scale in self.pending:
+            if found is not None:
+                face_found, boxes, _, _ = found
+                boxes = [b.as_list() for b in boxes] if face_found else []
+                raw = probs[k : k + len(boxes)]
+                k += len(boxes)
+                self._record(index, t, boxes, raw, scale)
+            if self.writer is not None:
+                self.writer.write(np.asarray(annotate(frame, self.shown, max_side=None)))
+        done = len(self.pending)
+        self.pending.clear()
+        return done
+
+    def _record(self, index: int, t: float, boxes: list, raw: np.ndarray, scale: float) -> None:
+        found_now = {
+            "model": self.predictor.name,
+            "face_found": bool(boxes),
+            "faces": [
+                {"box": b, "probabilities": dict(zip(EMOTIONS, p.tolist()))} for b, p in zip(boxes, raw)
+            ],
+        }
+        self.shown = self.tracker.smooth(found_now, self.predictor.uncertain_below)  # as the live webcam does
+        for face, p_raw in zip(self.shown["faces"], raw):
+            box = face["box"] if scale == 1.0 else [round(v / scale) for v in face["box"]]
+            self.rows.append(
+                {
+                    "frame": index,
+                    "time_s": round(t, 4),
+                    "track": face["track"],
+                    **dict(zip("xywh", box)),
+                    "label": face["label"],
+                    "uncertain": face["uncertain"],
+                    **{f"p_{e}": face["probabilities"][e] for e in EMOTIONS},
+                    **{f"raw_{e}": float(v) for e, v in zip(EMOTIONS, p_raw)},
+                }
+            )
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def track_summary(rows: list[dict]) -> list[dict]:

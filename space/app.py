@@ -21,7 +21,7 @@ import pandas as pd
 from gradio.utils import get_upload_folder
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # components.py; and a deployed bundle carries its own fer_hub
+sys.path.insert(0, str(HERE))  # components.py, views.py; and a deployed bundle carries its own fer_hub
 
 from components import (  # noqa: E402
     CsvFileOutput,
@@ -31,12 +31,7 @@ from components import (  # noqa: E402
     VideoInput,
     refuse,
 )
-
-from fer_hub.draw import annotate  # noqa: E402
-from fer_hub.images import ImageError  # noqa: E402
-from fer_hub.labels import EMOTIONS  # noqa: E402
-from fer_hub.predict import Predictor  # noqa: E402
-from fer_hub.service import (  # noqa: E402
+from views import (  # noqa: E402
     CONCURRENCY,
     FACE_COLUMNS,
     KEEP_FILES_S,
@@ -49,6 +44,12 @@ from fer_hub.service import (  # noqa: E402
     summary,
     video_report,
 )
+
+from fer_hub.draw import annotate  # noqa: E402
+from fer_hub.errors import FerHubError  # noqa: E402
+from fer_hub.images import ImageError  # noqa: E402
+from fer_hub.labels import EMOTIONS  # noqa: E402
+from fer_hub.predict import Predictor  # noqa: E402
 from fer_hub.tracking import FaceTracker  # noqa: E402
 from fer_hub.video import VideoError  # noqa: E402
 
@@ -60,13 +61,13 @@ logging.getLogger("fer_hub.space").setLevel(logging.INFO)
 
 try:
     PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
-except (OSError, ValueError) as e:  # nothing to serve: the cause and its fix, not a traceback
+except FerHubError as e:  # nothing to serve: the cause and its fix, not a traceback
     raise SystemExit(f"fer_hub Space cannot start: {e}") from None
 MODEL_CHOICES = list(PREDICTORS)
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)
-# Streams served at once: a frame costs ~15 ms with a face in view and ~55 ms without (every
-# detector pass), so 3 viewers still get the 6.7 frames/s they ask for (benchmarks/bench_live.py).
+# Streams served at once: as many as still get the frames per second they ask for on the Space's
+# 2 cores (benchmarks/bench_live.py measures it; README, "Speed").
 LIVE_VIEWERS = 3
 
 
@@ -192,7 +193,7 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
         )
         with gr.Row():
             cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="webcam")
-            # JPEG: encoding each returned frame as WebP (the default) took 31 ms of ~90.
+            # JPEG: encoding each returned frame as WebP (the default) took a third of the time.
             cam_out = gr.Image(label="faces", type="pil", format="jpeg")
         cam_status = gr.Markdown()
         cam_chart = gr.BarPlot(

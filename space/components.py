@@ -11,9 +11,9 @@ from pathlib import Path
 
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
+from views import MAX_IMAGE_PIXELS
 
 from fer_hub.images import CORRUPT_IMAGE, NOT_AN_IMAGE, ImageError, check_size, too_large
-from fer_hub.service import MAX_IMAGE_PIXELS
 
 log = logging.getLogger("fer_hub.space")
 

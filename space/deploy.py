@@ -19,12 +19,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # this script ships the repo's fer_hub, installed or not
-from fer_hub.hub import check_can_push, push_folder  # noqa: E402
-from fer_hub.service import MODEL_NAMES  # noqa: E402
+from fer_hub.errors import FerHubError, InputError, NotFoundError  # noqa: E402
+from fer_hub.models import SHIPPED_MODELS  # noqa: E402
+from fer_hub.training.hub import check_can_push, push_folder  # noqa: E402
 
 # The bundle is built from these lists alone: nothing else in the folders (a stray .env, a smoke
 # run, a training state, caches) can reach a public Space.
-SPACE_FILES = ("app.py", "components.py", "README.md", "requirements.txt")
+SPACE_FILES = ("app.py", "components.py", "views.py", "README.md", "requirements.txt")
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MODEL_FILES = (
     "model.safetensors",
@@ -47,17 +48,17 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
     interrupted or `--limit` run)."""
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
-        raise FileExistsError(f"{dest} is not empty; give an empty or new folder")
+        raise InputError(f"{dest} is not empty; give an empty or new folder")
     checkpoints = Path(checkpoints) if checkpoints else HERE / "checkpoints"
-    missing = [n for n in MODEL_NAMES if not (checkpoints / n / "model.safetensors").is_file()]
+    missing = [n for n in SHIPPED_MODELS if not (checkpoints / n / "model.safetensors").is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"no checkpoint for {', '.join(missing)} in {checkpoints}; create with "
             + "; ".join(
                 f"python train_hub.py --model {n} --recipe strong --output {checkpoints / n}" for n in missing
             )
         )
-    for name in MODEL_NAMES:
+    for name in SHIPPED_MODELS:
         _check_finished(checkpoints / name)
     files = [(HERE / name, name) for name in SPACE_FILES]
     files += [
@@ -65,7 +66,7 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
         for f in sorted((HERE / "examples").iterdir())
         if f.suffix.lower() in EXAMPLE_SUFFIXES and not f.name.startswith(".")
     ]
-    for name in MODEL_NAMES:
+    for name in SHIPPED_MODELS:
         files += [
             (checkpoints / name / f, f"checkpoints/{name}/{f}")
             for f in MODEL_FILES
@@ -87,13 +88,13 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
 def _check_finished(folder: Path) -> None:
     """A model folder fit to serve: not a run in progress, not a smoke run, not interrupted."""
     if any(folder.glob("*training_state.pt*")):
-        raise ValueError(f"{folder} holds a training state: the run there has not finished")
+        raise InputError(f"{folder} holds a training state: the run there has not finished")
     args_file, metrics_file = folder / "training_args.json", folder / "metrics.json"
     args = json.loads(args_file.read_text()) if args_file.is_file() else {}
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     if args.get("limit") or metrics.get("interrupted"):
         why = f"trained on --limit {args['limit']} images" if args.get("limit") else "an interrupted run"
-        raise ValueError(f"{folder} is a smoke run ({why}), not a model to serve")
+        raise InputError(f"{folder} is a smoke run ({why}), not a model to serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 commit_message="Deploy fer_hub Space",
             )
         print(f"uploaded: {url}")
-    except (FileNotFoundError, FileExistsError, ValueError, PermissionError) as e:
+    except FerHubError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

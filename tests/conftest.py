@@ -6,6 +6,7 @@ import importlib.util
 import io
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 SHARED_FER = Path(__file__).resolve().parents[2] / "shared" / "fer2013"
+# The Space's own modules (views.py, components.py) import as the Space imports them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "space"))
 EXAMPLES = Path(__file__).resolve().parents[1] / "space" / "examples"
 
 
@@ -181,9 +184,9 @@ def free_port() -> int:
 def load_app(monkeypatch, checkpoints: Path):
     """Import space/app.py as a module, its models taken from `checkpoints` via FER_MODEL_REPO in
     the Space's own order (the default first)."""
-    from fer_hub.service import MODEL_NAMES
+    from fer_hub.models import SHIPPED_MODELS
 
-    monkeypatch.setenv("FER_MODEL_REPO", ",".join(str(checkpoints / name) for name in MODEL_NAMES))
+    monkeypatch.setenv("FER_MODEL_REPO", ",".join(str(checkpoints / name) for name in SHIPPED_MODELS))
     spec = importlib.util.spec_from_file_location(
         "fer_space_app", Path(__file__).resolve().parents[1] / "space" / "app.py"
     )

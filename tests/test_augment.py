@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fer_hub.augment import AugmentConfig, augment_batch
+from fer_hub.training.augment import AugmentConfig, augment_batch
 
 NONE = AugmentConfig(flip=False, max_rotation=0, pad=0, brightness=0, contrast=0)
 

@@ -12,7 +12,7 @@ import pytest
 from safetensors import safe_open
 
 from fer_hub import load_model
-from fer_hub.service import MODEL_NAMES
+from fer_hub.models import SHIPPED_MODELS
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
 # Test accuracy (PrivateTest, plain) each shipped model must reach: the issue's bars.
@@ -26,7 +26,7 @@ def shipped(name: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_shipped_checkpoint_is_a_full_training_run_above_the_bar(name):
     folder = shipped(name)
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -44,10 +44,11 @@ def test_shipped_checkpoint_is_a_full_training_run_above_the_bar(name):
     assert type(load_model(folder)).ARCHITECTURE == name
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_shipped_metrics_are_what_the_weights_score_on_the_test_split(name, shared_fer):
-    from fer_hub.data import load_fer2013
-    from fer_hub.evaluate import predict_proba
+    from fer_hub.training.data import load_fer2013
+    from fer_hub.training.evaluate import predict_proba
 
     folder = shipped(name)
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -57,7 +58,7 @@ def test_shipped_metrics_are_what_the_weights_score_on_the_test_split(name, shar
     assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=0.005)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_shipped_models_read_both_smiling_faces_of_the_example_as_happy(name):
     from fer_hub import Predictor
 
@@ -67,7 +68,7 @@ def test_shipped_models_read_both_smiling_faces_of_the_example_as_happy(name):
     assert all(f["probabilities"]["happy"] > 0.6 and not f["uncertain"] for f in faces)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_docs_quote_the_shipped_test_accuracy(name):
     """README, MODEL_CARD and the Space's card state each shipped model's test accuracy; a
     retrained checkpoint must bring them along."""
@@ -78,10 +79,10 @@ def test_docs_quote_the_shipped_test_accuracy(name):
 
 
 def test_the_default_model_is_the_shipped_one_most_accurate_on_validation():
-    """The Space's menu and the command line start on MODEL_NAMES[0]: chosen on validation, as
+    """The Space's menu and the command line start on SHIPPED_MODELS[0]: chosen on validation, as
     every model choice here is, never on test."""
     validation = {
         name: json.loads((shipped(name) / "metrics.json").read_text())["validation"]["accuracy"]
-        for name in MODEL_NAMES
+        for name in SHIPPED_MODELS
     }
-    assert max(validation, key=validation.get) == MODEL_NAMES[0]
+    assert max(validation, key=validation.get) == SHIPPED_MODELS[0]

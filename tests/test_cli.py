@@ -57,6 +57,7 @@ def test_predict_a_folder_writes_one_row_per_face_and_skips_unreadable_files(
     assert "skipped" in err and "broken.jpg" in err and "3 image(s), 3 face(s) found, 1 unreadable" in err
 
 
+@pytest.mark.slow
 def test_predict_without_csv_writes_a_clean_csv_on_stdout(tiny_checkpoints, capsys):
     assert main(["predict", str(ASTRONAUT), "--model", str(tiny_checkpoints / "cnn-model2")]) == 0
     header, row = capsys.readouterr().out.splitlines()  # nothing else: `> faces.csv` must parse
@@ -64,12 +65,12 @@ def test_predict_without_csv_writes_a_clean_csv_on_stdout(tiny_checkpoints, caps
 
 
 def test_predict_without_model_uses_the_spaces_default_shipped_model(tmp_path):
-    from fer_hub.service import MODEL_NAMES
+    from fer_hub.models import SHIPPED_MODELS
 
     out = tmp_path / "faces.csv"
     assert main(["predict", str(ASTRONAUT), "--csv", str(out)]) == 0
     [row] = read_csv(out)
-    expected = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / MODEL_NAMES[0])(ASTRONAUT)
+    expected = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / SHIPPED_MODELS[0])(ASTRONAUT)
     [face] = expected["faces"]
     assert [float(row[e]) for e in EMOTIONS] == pytest.approx(
         [face["probabilities"][e] for e in EMOTIONS], abs=1e-5
@@ -220,6 +221,7 @@ def test_a_model_file_that_is_not_onnx_is_a_one_line_error(tmp_path, capsys):
     assert "not an ONNX model onnxruntime can load" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])
 def test_export_writes_onnx_that_matches_torch(name, tiny_checkpoints, tmp_path, capsys):
     onnx_file = tmp_path / f"{name}.onnx"
@@ -245,6 +247,7 @@ def test_export_writes_onnx_that_matches_torch(name, tiny_checkpoints, tmp_path,
         Predictor.from_pretrained(onnx_file)(ASTRONAUT, explain=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])
 def test_export_of_the_shipped_model_matches_torch_on_fer_test_images(name, shared_fer, tmp_path, capsys):
     folder = ROOT / "space" / "checkpoints" / name
@@ -255,6 +258,7 @@ def test_export_of_the_shipped_model_matches_torch_on_fer_test_images(name, shar
     assert "real inputs (n=512)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_train_is_an_alias_of_train_hub():
     out = subprocess.run(
         [sys.executable, "-m", "fer_hub.cli", "train", "--help"], capture_output=True, text=True, check=True
@@ -302,3 +306,16 @@ def test_video_of_a_raw_stream_reports_the_frames_it_decoded(tiny_checkpoints, t
     assert main(["video", str(clip), "--csv", str(out), "--model", str(tiny_checkpoints / "custom-cnn")]) == 0
     err = capsys.readouterr().err
     assert "12 frames (0.5 s at 25.00 fps)" in err, err
+
+
+def test_a_bug_keeps_its_traceback_while_bad_input_is_one_line(monkeypatch, capsys):
+    import fer_hub.cli as cli
+
+    def bug(*_args, **_kwargs):
+        raise KeyError("box")
+
+    monkeypatch.setattr(cli, "_predictor", bug)
+    with pytest.raises(KeyError):
+        main(["predict", str(ASTRONAUT)])
+    assert main(["predict", "no-such-photo.jpg"]) == 2  # a user's mistake: one line, code 2
+    assert capsys.readouterr().err.strip() == "error: no-such-photo.jpg: no such file or folder"

@@ -11,7 +11,8 @@ import torch
 from conftest import face_like, png_bytes, write_hub_dataset
 
 from fer_hub import EMOTIONS
-from fer_hub.data import load_fer2013
+from fer_hub.errors import FerHubError
+from fer_hub.training.data import load_fer2013
 
 KAGGLE = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
@@ -81,7 +82,7 @@ def test_labels_map_by_name_when_a_copy_uses_kaggle_order_and_aliases(tmp_path):
 
 
 def test_default_dataset_is_the_pinned_three_split_copy():
-    from fer_hub.data import DEFAULT_DATASET, DEFAULT_REVISION
+    from fer_hub.training.data import DEFAULT_DATASET, DEFAULT_REVISION
 
     assert DEFAULT_DATASET == "Aaryan333/fer2013_train_publicTest_privateTest"
     assert DEFAULT_REVISION == "da8d1643649c86bfc2cffba5b744b51fdf329212"
@@ -180,7 +181,7 @@ def test_missing_validation_becomes_seeded_stratified_tenth_of_train(tmp_path):
 
 
 def test_second_load_reads_the_decode_cache(tmp_path, monkeypatch):
-    import fer_hub.data as data_mod
+    import fer_hub.training.data as data_mod
 
     train, _, _ = image_dataset(14, 7)
     path = str(write_hub_dataset(tmp_path, {"train": train, "test": train}))
@@ -250,7 +251,7 @@ def test_empty_split_is_an_error(tmp_path):
 
 
 def test_unreachable_dataset_says_what_to_pass_instead(tmp_path):
-    with pytest.raises(RuntimeError, match="--dataset"):
+    with pytest.raises(FerHubError, match="--dataset"):
         load_fer2013("no-such-org/no-such-fer-dataset", log=lambda *_: None)
 
 
@@ -259,7 +260,7 @@ def test_a_local_folder_with_a_corrupt_parquet_file_names_the_folder_not_another
     folder = write_hub_dataset(tmp_path, {"train": train})
     (parquet,) = Path(folder).glob("data/train*.parquet")
     parquet.write_bytes(b"PAR1 truncated")
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(FerHubError) as err:
         load_fer2013(str(folder), log=lambda *_: None)
     message = str(err.value)
     assert f"could not load dataset {str(folder)!r}" in message and "parquet files are whole" in message

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fer_hub.ema import EMA
+from fer_hub.training.ema import EMA
 
 
 def small_net(seed: int) -> nn.Module:

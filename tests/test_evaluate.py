@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fer_hub.evaluate import classification_metrics
+from fer_hub.training.evaluate import classification_metrics
 
 
 def test_metrics_match_a_hand_computed_example():

@@ -49,9 +49,11 @@ def sanity_check(model, x: torch.Tensor) -> float:
     return sum(corrs) / len(corrs)
 
 
+@pytest.mark.slow
 def test_maps_depend_on_the_learned_weights(tiny_fer, tmp_path):
     # Adebayo et al. 2018: a map that survives re-initializing the weights explains nothing.
-    from fer_hub.train import TrainConfig, train
+    from fer_hub.training.config import TrainConfig
+    from fer_hub.training.loop import train
 
     cfg = TrainConfig(dataset=str(tiny_fer), epochs=3, batch_size=32, output=str(tmp_path / "o"))
     result = train(cfg, log=lambda *_: None)
@@ -59,11 +61,12 @@ def test_maps_depend_on_the_learned_weights(tiny_fer, tmp_path):
     assert sanity_check(result.model, x) < 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["custom-cnn", "cnn-model2"])
 def test_shipped_models_pass_the_randomization_check_on_fer_faces(name, shared_fer):
     if not (SHIPPED / name / "model.safetensors").is_file():
         pytest.skip(f"{name} has not shipped yet")
-    from fer_hub.data import load_fer2013
+    from fer_hub.training.data import load_fer2013
 
     data = load_fer2013(str(shared_fer), log=lambda *_: None)
     x = normalize(data.x_test[:64])

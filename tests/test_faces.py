@@ -1,4 +1,4 @@
-"""Face detection, alignment and tracking: real photos, synthetic geometry, the fallback pass."""
+"""Face detection: real photos, the fallback passes, the detector menu, shrinking."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from fer_hub.align import FER_FRAMING, aligned_square, crop_aligned, eye_geometry
+from fer_hub.align import eye_geometry
 from fer_hub.faces import FaceDetector, HaarDetector, RetinaFaceDetector
-from fer_hub.tracking import FaceTracker, iou
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "space" / "examples"
 
@@ -101,64 +100,6 @@ def test_haar_stays_selectable_and_unknown_detectors_are_refused():
     assert face.landmarks is None and 150 < face.box.x + face.box.w / 2 < 300
     with pytest.raises(ValueError, match="unknown face detector 'yolo'"):
         FaceDetector("yolo")
-
-
-def synthetic_face(eyes: tuple[tuple[float, float], tuple[float, float]], size=(400, 300)) -> Image.Image:
-    im = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(im)
-    for x, y in eyes:
-        draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=255)
-    return im
-
-
-def landmarks(eyes) -> np.ndarray:
-    (lx, ly), (rx, ry) = eyes
-    cx, cy = (lx + rx) / 2, (ly + ry) / 2
-    return np.array([[lx, ly], [rx, ry], [cx, cy + 30], [lx, cy + 60], [rx, cy + 60]], float)
-
-
-@pytest.mark.parametrize("angle_deg", [0, 25, -40])
-def test_the_aligned_crop_puts_level_eyes_where_fer_2013_has_them(angle_deg):
-    a = math.radians(angle_deg)
-    centre, half = np.array([200.0, 150.0]), 30.0
-    eyes = tuple(tuple(centre + s * half * np.array([math.cos(a), math.sin(a)])) for s in (-1, 1))
-    crop = np.asarray(crop_aligned(synthetic_face(eyes), landmarks(eyes)), float)
-    side = crop.shape[0]
-    assert side == round(2 * half / FER_FRAMING.eye_distance)  # eyes as far apart as in FER-2013
-    ys, xs = np.nonzero(crop > 128)
-    left, right = xs < side / 2, xs >= side / 2
-    for part, expected_x in ((left, FER_FRAMING.eye_x - FER_FRAMING.eye_distance / 2),
-                             (right, FER_FRAMING.eye_x + FER_FRAMING.eye_distance / 2)):  # fmt: skip
-        assert xs[part].mean() / side == pytest.approx(expected_x, abs=0.02)
-        assert ys[part].mean() / side == pytest.approx(FER_FRAMING.eye_y, abs=0.02)  # level, at FER's height
-
-
-def test_aligned_square_geometry():
-    eyes = ((100.0, 100.0), (140.0, 100.0))
-    centre, side, angle = aligned_square(landmarks(eyes))
-    assert angle == 0 and side == pytest.approx(40 / FER_FRAMING.eye_distance)
-    assert centre[0] == pytest.approx(120 + (0.5 - FER_FRAMING.eye_x) * side)
-    assert centre[1] == pytest.approx(100 + (0.5 - FER_FRAMING.eye_y) * side)
-
-
-def test_tracker_keeps_ids_survives_misses_and_smooths():
-    t = FaceTracker(iou_threshold=0.3, max_missed=2, smoothing=0.5)
-    a, b = np.eye(7)[3], np.eye(7)[4]
-    first = t.update([[0, 0, 100, 100], [300, 0, 100, 100]], [a, b])
-    assert [tr.id for tr in first] == [1, 2]
-    # Faces move a little and come in the other order: same ids, probabilities averaged.
-    second = t.update([[310, 5, 100, 100], [5, 5, 100, 100]], [a, b])
-    assert [tr.id for tr in second] == [2, 1]
-    assert second[1].probs == pytest.approx(0.5 * a + 0.5 * b)
-    # Face 2 vanishes for two updates (kept), then three (dropped); a new face gets a new id.
-    t.update([[5, 5, 100, 100]], [a])
-    t.update([[5, 5, 100, 100]], [a])
-    assert {tr.id for tr in t.tracks} == {1, 2}
-    t.update([[5, 5, 100, 100]], [a])
-    assert {tr.id for tr in t.tracks} == {1}
-    (new,) = t.update([[5, 5, 100, 100], [300, 300, 80, 80]], [a, b])[1:]
-    assert new.id == 3
-    assert iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize("size", [(640, 480), (480, 640), (300, 200), (1001, 333)])

@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from views import FACE_COLUMNS, NO_FACE_HINT, chart_data, face_rows, load_predictors, summary
 
 from fer_hub import EMOTIONS, Predictor
 from fer_hub.draw import annotate
 from fer_hub.images import ImageError
-from fer_hub.service import NO_FACE_HINT, chart_data, face_rows, load_predictors, summary
 
 # The astronaut's face in skimage's 512x512 photo, measured by eye: roughly x 170-280, y 60-180.
 FACE_CENTER = (225, 120)
@@ -108,9 +109,15 @@ def test_batch_matches_single_calls(predictor, astronaut):
 
 
 def test_flip_tta_averages_the_mirror(predictor, astronaut):
-    plain = predictor(astronaut)["faces"][0]["probabilities"]
-    tta = predictor(astronaut, tta=True)["faces"][0]["probabilities"]
-    assert tta != plain and sum(tta.values()) == pytest.approx(1, abs=1e-5)
+    from PIL import ImageOps
+
+    *_, (crop,) = predictor.find_faces(astronaut)
+    face = crop.resize((48, 48))  # the network's size: mirroring it is exactly the flip TTA makes
+    plain, mirrored = predictor.classify([face]), predictor.classify([ImageOps.mirror(face)])
+    assert torch.allclose(predictor.classify([face], tta=True), (plain + mirrored) / 2, atol=1e-6)
+    assert not torch.allclose(plain, mirrored, atol=1e-4)  # a mean of two different answers
+    whole = predictor(astronaut, tta=True)["faces"][0]["probabilities"]
+    assert list(whole.values()) == pytest.approx(predictor.classify([crop], tta=True)[0].tolist(), abs=1e-6)
 
 
 def test_concurrent_calls_from_threads_agree(predictor, astronaut):
@@ -139,7 +146,9 @@ def test_service_helpers_shape_results_for_display(predictor, astronaut):
     chart = chart_data(result)
     assert list(chart) == list(EMOTIONS) and sum(chart.values()) == pytest.approx(1, abs=1e-5)
     rows = face_rows(result)
-    assert len(rows) == 1 and rows[0][5] == result["faces"][0]["label"]
+    (row,) = rows
+    assert dict(zip(FACE_COLUMNS, row))["label"] == result["faces"][0]["label"]
+    assert dict(zip(FACE_COLUMNS, row))["x"] == result["faces"][0]["box"][0]
     assert "1 face found" in summary(result)
 
 
@@ -204,6 +213,7 @@ def test_a_failed_onnx_export_falls_back_to_torch_unless_onnx_was_asked_for(tiny
         Predictor(model, backend="tensorrt")
 
 
+@pytest.mark.slow
 def test_onnx_export_is_cached_and_reused_only_for_the_same_model(tmp_path, monkeypatch):
     import torch
 

@@ -79,7 +79,11 @@ def test_ui_functions_return_boxes_chart_table_and_summary(served):
     boxed, chart, rows, note, result = app.analyze(str(EXAMPLE), "custom-cnn")
     assert isinstance(boxed, Image.Image) and boxed.size == Image.open(EXAMPLE).size
     assert len(chart) == 7 and len(rows) == 1 and "1 face found" in note
-    assert "Box colour = predicted expression" in note and result["faces"][0]["uncertain"] in (True, False)
+    face = result["faces"][0]
+    assert "Box colour = predicted expression" in note
+    assert face["uncertain"] == (
+        max(face["probabilities"].values()) < app.PREDICTORS["custom-cnn"].uncertain_below
+    )
     explained, *_ = app.analyze(str(EXAMPLE), "custom-cnn", True)  # the heat map changes the picture
     assert explained.size == boxed.size and explained.tobytes() != boxed.tobytes()
     assert app.analyze(None, "custom-cnn")[3].startswith("Upload a photo")
@@ -123,10 +127,11 @@ def test_video_endpoint_returns_a_timeline_summary_and_csv(served, tmp_path):
     assert len(rows) == 20 and {r["track"] for r in rows} == {"1"}
 
 
+@pytest.mark.slow
 def test_app_without_checkpoints_fails_at_startup_naming_the_fix(tmp_path):
     env = {**os.environ, "FER_MODEL_REPO": "", "HF_HUB_OFFLINE": "1"}
     app_copy = tmp_path / "app.py"
-    for name in ("app.py", "components.py"):
+    for name in ("app.py", "components.py", "views.py"):
         (tmp_path / name).write_text((ROOT / "space" / name).read_text())
     proc = subprocess.run(
         [sys.executable, str(app_copy)], capture_output=True, text=True, env=env, timeout=120
@@ -136,6 +141,7 @@ def test_app_without_checkpoints_fails_at_startup_naming_the_fix(tmp_path):
     assert "python train_hub.py --model custom-cnn --recipe strong" in proc.stderr
 
 
+@pytest.mark.slow
 def test_app_with_an_unreachable_model_repo_fails_at_startup_in_one_message(tmp_path):
     env = {**os.environ, "FER_MODEL_REPO": "no-such-org/fer-cnn", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
@@ -145,6 +151,7 @@ def test_app_with_an_unreachable_model_repo_fails_at_startup_in_one_message(tmp_
     assert "fer_hub Space cannot start:" in proc.stderr and "no-such-org/fer-cnn" in proc.stderr
 
 
+@pytest.mark.slow
 def test_app_with_a_nan_checkpoint_fails_at_startup_naming_the_folder(nan_checkpoint):
     env = {**os.environ, "FER_MODEL_REPO": str(nan_checkpoint), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
@@ -154,6 +161,7 @@ def test_app_with_a_nan_checkpoint_fails_at_startup_naming_the_folder(nan_checkp
     assert f"fer_hub Space cannot start: {nan_checkpoint}: the weights hold NaN" in proc.stderr
 
 
+@pytest.mark.slow
 def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -176,6 +184,7 @@ def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
         "components.py",
         "README.md",
         "requirements.txt",
+        "views.py",
         "examples",
         "checkpoints",
         "fer_hub",
@@ -231,6 +240,7 @@ def test_deploy_bundle_runs_on_its_own(tiny_checkpoints, tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_deploy_refuses_without_checkpoints_and_names_the_command(tmp_path):
     proc = subprocess.run(
         [
@@ -278,6 +288,7 @@ def test_deploy_uploads_the_bundle_to_a_gradio_space(tiny_checkpoints, monkeypat
         "examples",
         "fer_hub",
         "requirements.txt",
+        "views.py",
     ]
 
 
@@ -298,6 +309,7 @@ def _peak_rss_since_reset() -> tuple[int, callable]:
     return status("VmRSS:"), lambda: status("VmHWM:")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc")
 def test_four_concurrent_8k_videos_are_refused_before_they_cost_memory(served, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
@@ -323,12 +335,13 @@ def test_four_concurrent_8k_videos_are_refused_before_they_cost_memory(served, t
     ), messages
 
 
+@pytest.mark.slow
 def test_a_raw_stream_without_a_frame_count_stops_at_the_frame_cap(served, tmp_path):
     import csv
 
     from gradio_client import Client, handle_file
+    from views import MAX_ANALYSED_FRAMES
 
-    from fer_hub.service import MAX_ANALYSED_FRAMES
     from fer_hub.video import probe
 
     app, url = served
@@ -345,6 +358,7 @@ def test_a_raw_stream_without_a_frame_count_stops_at_the_frame_cap(served, tmp_p
     assert f"Stopped early** after {MAX_ANALYSED_FRAMES} frames" in note
 
 
+@pytest.mark.slow
 def test_identical_uploads_analysed_at_once_with_different_models_get_their_own_csv(served, tmp_path):
     import csv
     from concurrent.futures import ThreadPoolExecutor
@@ -388,6 +402,7 @@ def test_video_results_live_in_a_private_folder_per_request_and_are_deleted_late
     assert not any(f.exists() for f in files)
 
 
+@pytest.mark.slow
 def test_the_video_progress_bar_counts_decoded_frames(served, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -436,6 +451,7 @@ def _bad_videos(tmp_path: Path) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 def test_no_video_or_photo_error_holds_a_server_path(served, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -463,8 +479,7 @@ def test_no_video_or_photo_error_holds_a_server_path(served, tmp_path):
 def test_an_upload_over_the_size_limit_is_refused_saying_the_limit(served, tmp_path):
     import httpx
     from gradio_client import Client, handle_file
-
-    from fer_hub.service import MAX_UPLOAD_BYTES
+    from views import MAX_UPLOAD_BYTES
 
     _, url = served
     big = tmp_path / "big.jpg"

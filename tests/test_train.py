@@ -13,17 +13,16 @@ import pytest
 import torch
 import yaml
 
-import fer_hub.train as train_mod
+import fer_hub.training.cli as cli_mod
+import fer_hub.training.config as config_mod
+import fer_hub.training.folder as folder_mod
+import fer_hub.training.loop as loop_mod
 from fer_hub import CustomCNN, load_model
-from fer_hub.train import (
-    TrainConfig,
-    build_parser,
-    config_from_args,
-    main,
-    reproduce_command,
-    train,
-    write_model_folder,
-)
+from fer_hub.errors import FerHubError
+from fer_hub.training.cli import main
+from fer_hub.training.config import TrainConfig, build_parser, config_from_args, reproduce_command
+from fer_hub.training.folder import write_model_folder
+from fer_hub.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER_FILES = {
@@ -63,6 +62,7 @@ def test_train_writes_a_hub_folder_that_reloads_to_the_same_logits(tiny_fer, tmp
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
+@pytest.mark.slow
 def test_model_card_carries_metadata_and_eval_results(tiny_fer, tmp_path):
     result = train(quick(tiny_fer, tmp_path, model="cnn-model2", epochs=1), log=lambda *_: None)
     out = write_model_folder(result, tmp_path / "out")
@@ -90,10 +90,11 @@ def test_model_card_carries_metadata_and_eval_results(tiny_fer, tmp_path):
         assert needle in text
 
 
+@pytest.mark.slow
 def test_best_validation_epoch_is_restored(tiny_fer, tmp_path, monkeypatch):
     # Make validation accuracy peak at epoch 2 of 4 whatever the network learns.
     scores = iter([0.2, 0.9, 0.5, 0.4])
-    real = train_mod.predict_proba
+    real = loop_mod.predict_proba
     states = {}
 
     def fake_val(model, x, **kw):
@@ -105,9 +106,9 @@ def test_best_validation_epoch_is_restored(tiny_fer, tmp_path, monkeypatch):
         pred = torch.where(torch.arange(len(x)) < n_right, y, (y + 1) % 7)
         return torch.nn.functional.one_hot(pred, 7).float() + 0 * probs
 
-    monkeypatch.setattr(train_mod, "predict_proba", fake_val)
+    monkeypatch.setattr(loop_mod, "predict_proba", fake_val)
     cfg = quick(tiny_fer, tmp_path, epochs=4, patience=2)
-    data = train_mod.load_fer2013(cfg.dataset, log=lambda *_: None)
+    data = loop_mod.load_fer2013(cfg.dataset, log=lambda *_: None)
     data.y_val = torch.arange(len(data.y_val)) % 7
     result = train(cfg, data=data, log=lambda *_: None)
     assert result.metrics["best_epoch"] == 2 and result.metrics["epochs_run"] == 4  # patience 2
@@ -115,9 +116,10 @@ def test_best_validation_epoch_is_restored(tiny_fer, tmp_path, monkeypatch):
         assert torch.equal(v, states[0.9][k].cpu()), k
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_the_best_checkpoint_so_far_and_the_run_resumes(tiny_fer, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train_mod.augment_batch
+    real = loop_mod.augment_batch
 
     def interrupt_in_epoch_two(*a, **k):
         calls["n"] += 1
@@ -125,7 +127,7 @@ def test_ctrl_c_writes_the_best_checkpoint_so_far_and_the_run_resumes(tiny_fer, 
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(train_mod, "augment_batch", interrupt_in_epoch_two)
+    monkeypatch.setattr(loop_mod, "augment_batch", interrupt_in_epoch_two)
     out = tmp_path / "out"
     assert (
         main(["--dataset", str(tiny_fer), "--epochs", "3", "--batch-size", "32", "--output", str(out)]) == 0
@@ -135,7 +137,7 @@ def test_ctrl_c_writes_the_best_checkpoint_so_far_and_the_run_resumes(tiny_fer, 
     assert "interrupted" in (out / "README.md").read_text()
     assert type(load_model(out)) is CustomCNN
     # The state of the last whole epoch stays, so the same command with --resume carries on.
-    monkeypatch.setattr(train_mod, "augment_batch", real)
+    monkeypatch.setattr(loop_mod, "augment_batch", real)
     args = ["--dataset", str(tiny_fer), "--epochs", "3", "--batch-size", "32", "--output", str(out)]
     assert main(args) == 2  # not silently restarted over the unfinished run
     assert main(args + ["--resume"]) == 0
@@ -144,6 +146,7 @@ def test_ctrl_c_writes_the_best_checkpoint_so_far_and_the_run_resumes(tiny_fer, 
     assert not (out / "training_state.pt").exists()
 
 
+@pytest.mark.slow
 def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, monkeypatch, hub_online):
     import huggingface_hub
 
@@ -199,14 +202,14 @@ def test_push_uploads_the_generated_folder_in_one_commit(tiny_fer, tmp_path, mon
     ],
 )
 def test_push_problems_fail_before_any_training(args, token, message, monkeypatch, capsys):
-    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
+    monkeypatch.setattr(cli_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
     monkeypatch.setattr("huggingface_hub.get_token", lambda: token)
     assert main(["--dataset", "unused"] + args) == 2
     assert message in capsys.readouterr().err
 
 
 def test_push_while_offline_says_so_before_any_training(monkeypatch, capsys):
-    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
+    monkeypatch.setattr(cli_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
     monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_tests")  # HF_HUB_OFFLINE=1: conftest
     assert main(["--dataset", "unused", "--push", "--repo-id", "org/name"]) == 2
     err = capsys.readouterr().err
@@ -224,7 +227,7 @@ def test_push_with_a_token_the_hub_refuses_fails_before_any_training(monkeypatch
         raise HfHubHTTPError("Invalid user token.", response=response)
 
     monkeypatch.setattr(huggingface_hub.HfApi, "whoami", refuse)
-    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
+    monkeypatch.setattr(cli_mod, "train", lambda *a, **k: pytest.fail("trained before checking --push"))
     assert main(["--dataset", "unused", "--push", "--repo-id", "org/name"]) == 2
     assert "the Hub refused the Hugging Face token (401" in capsys.readouterr().err
 
@@ -235,6 +238,7 @@ def test_bad_dataset_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
     assert err.startswith("error: could not load dataset") and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_help_documents_every_flag_with_its_real_default():
     out = subprocess.run(
         [sys.executable, str(ROOT / "train_hub.py"), "--help"], capture_output=True, text=True, check=True
@@ -266,13 +270,13 @@ def test_cli_help_documents_every_flag_with_its_real_default():
 
 
 def test_recipe_values_apply_and_explicit_flags_override_them():
-    args = train_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "3"])
-    cfg = train_mod.config_from_args(args)
+    args = config_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "3"])
+    cfg = config_mod.config_from_args(args)
     assert (cfg.batch_size, cfg.schedule, cfg.epochs, cfg.lr) == (512, "onecycle", 3, 2e-3)
-    ref = train_mod.config_from_args(train_mod.build_parser().parse_args([]))
+    ref = config_mod.config_from_args(config_mod.build_parser().parse_args([]))
     assert (ref.batch_size, ref.lr, ref.weight_decay, ref.patience, ref.epochs) == (64, 5e-4, 1e-4, 5, 100)
     assert (ref.ema, ref.scale, ref.erase, ref.rotation, ref.schedule) == (0.0, 0.0, 0.0, 10.0, "step")
-    strong = train_mod.config_from_args(train_mod.build_parser().parse_args(["--recipe", "strong"]))
+    strong = config_mod.config_from_args(config_mod.build_parser().parse_args(["--recipe", "strong"]))
     assert (strong.ema, strong.schedule, strong.batch_size, strong.patience) == (0.999, "onecycle", 64, 0)
     lighter = [
         "--recipe",
@@ -286,20 +290,22 @@ def test_recipe_values_apply_and_explicit_flags_override_them():
         "--weight-decay",
         "0.01",
     ]
-    light = train_mod.config_from_args(train_mod.build_parser().parse_args(lighter))
+    light = config_mod.config_from_args(config_mod.build_parser().parse_args(lighter))
     assert (light.erase, light.scale, light.rotation, light.weight_decay) == (0.0, 0.1, 10.0, 0.01)
     assert (light.ema, light.schedule, light.lr) == (0.999, "onecycle", 1e-3)  # the rest stays strong
 
 
+@pytest.mark.slow
 def test_fast_recipe_runs_on_cpu(tiny_fer, tmp_path):
     # bf16 switches itself off on CPU; the one-cycle schedule and big batch still run.
-    args = train_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "2", "--batch-size", "64"])
-    cfg = train_mod.config_from_args(args)
+    args = config_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "2", "--batch-size", "64"])
+    cfg = config_mod.config_from_args(args)
     cfg.dataset, cfg.output = str(tiny_fer), str(tmp_path / "out")
     result = train(cfg, log=lambda *_: None)
     assert result.metrics["epochs_run"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_compiled_training_saves_and_ships_plain_weights(tiny_fer, tmp_path):
     # torch.compile wraps the module (its state dict gains an `_orig_mod.` prefix); what is saved
@@ -315,16 +321,18 @@ def test_compiled_training_saves_and_ships_plain_weights(tiny_fer, tmp_path):
 
 def test_compile_is_on_where_measured_to_pay_off():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert train_mod.compile_pays_off("cnn-model2", cpu) and not train_mod.compile_pays_off("custom-cnn", cpu)
-    assert train_mod.compile_pays_off("custom-cnn", cuda)
+    assert loop_mod.compile_pays_off("cnn-model2", cpu) and not loop_mod.compile_pays_off("custom-cnn", cpu)
+    assert loop_mod.compile_pays_off("custom-cnn", cuda)
 
 
+@pytest.mark.slow
 def test_smoke_run_on_full_fer2013_learns_something(shared_fer, tmp_path):
     cfg = TrainConfig(dataset=str(shared_fer), epochs=1, limit=2000, output=str(tmp_path / "o"))
     result = train(cfg, log=lambda *_: None)
     assert result.metrics["validation"]["accuracy"] > 0.2  # chance is 1/7 = 0.14
 
 
+@pytest.mark.slow
 def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp_path):
     teacher = write_model_folder(
         train(quick(tiny_fer, tmp_path, epochs=2), log=lambda *_: None), tmp_path / "t"
@@ -360,7 +368,7 @@ def test_reproduce_command_rebuilds_the_run_it_describes(flags):
     command = reproduce_command(vars(cfg))
     assert command.startswith("python train_hub.py ")
     again = config_from_args(parser.parse_args(command.split()[2:]))
-    learning = set(vars(cfg)) - train_mod._NOT_REPRODUCED
+    learning = set(vars(cfg)) - config_mod.NOT_REPRODUCED
     assert {k: vars(again)[k] for k in learning} == {k: vars(cfg)[k] for k in learning}
     assert "--output" not in command and "--threads" not in command  # where it ran, not what it learnt
 
@@ -388,7 +396,7 @@ def test_an_output_folder_without_room_for_the_state_is_refused_before_loading_d
 def test_a_save_that_fills_the_disk_keeps_the_previous_state_and_leaves_no_partial_file(
     tmp_path, monkeypatch
 ):
-    from fer_hub.train_state import STATE_FILE, TrainState, prepare_output
+    from fer_hub.training.state import STATE_FILE, TrainState, prepare_output
 
     path = tmp_path / STATE_FILE
     TrainState(config={"epochs": 3}, epoch=1).save(path)
@@ -398,7 +406,7 @@ def test_a_save_that_fills_the_disk_keeps_the_previous_state_and_leaves_no_parti
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(RuntimeError, match="No space left on device.*the previous epoch's state is kept"):
+    with pytest.raises(FerHubError, match="No space left on device.*the previous epoch's state is kept"):
         TrainState(config={"epochs": 3}, epoch=2).save(path)
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE] and TrainState.load(path).epoch == 1
@@ -416,14 +424,14 @@ def test_a_model_folder_is_never_left_half_written(tmp_path, monkeypatch):
         (folder / "config.json").write_text("{}")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(train_mod, "_write_model_files", crash)
+    monkeypatch.setattr(folder_mod, "_write_model_files", crash)
     with pytest.raises(OSError):
         write_model_folder(None, out)
     assert [p.name for p in out.iterdir()] == ["training_state.pt"]  # as it was: no config.json
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
 
     monkeypatch.setattr(
-        train_mod, "_write_model_files", lambda result, folder: (folder / "config.json").write_text("{}")
+        folder_mod, "_write_model_files", lambda result, folder: (folder / "config.json").write_text("{}")
     )
     write_model_folder(None, out)
     assert sorted(p.name for p in out.iterdir()) == [
@@ -431,3 +439,19 @@ def test_a_model_folder_is_never_left_half_written(tmp_path, monkeypatch):
         "training_state.pt",
     ]  # the state moved along
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_sizing_the_training_state_draws_no_random_numbers():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    assert loop_mod.state_size("cnn-model2") > 0
+    assert torch.equal(before, torch.get_rng_state())  # the model's initialisation stays the first draw
+
+
+def test_a_bug_in_training_keeps_its_traceback(monkeypatch, tmp_path):
+    def bug(*_args, **_kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (64x9216 and 4608x512)")
+
+    monkeypatch.setattr(cli_mod, "train", bug)  # not the user's input: no "error:" line hides it
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        main(["--dataset", "unused", "--output", str(tmp_path / "o")])

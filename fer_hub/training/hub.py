@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..errors import AccessError, InputError
+
 __all__ = ["check_can_push", "push_folder", "NOT_UPLOADED"]
 
 # A run's resumable training state (and its temp file mid-write) is scratch space, not the model.
@@ -27,20 +29,20 @@ def check_can_push(repo_id: str | None) -> str:
     from huggingface_hub.errors import HfHubHTTPError
 
     if not repo_id:
-        raise ValueError("--push needs --repo-id ORG/NAME (the model repo to create or update)")
+        raise InputError("--push needs --repo-id ORG/NAME (the model repo to create or update)")
     if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
-        raise ValueError(
+        raise InputError(
             f"--repo-id {repo_id!r} is not a valid Hub repo id: expected ORG/NAME made of letters, "
             f"digits, '-', '_' and '.', e.g. my-org/fer-custom-cnn"
         )
     token = get_token()
     if not token:
-        raise PermissionError(
+        raise AccessError(
             "--push needs a Hugging Face token with write access: run `hf auth login` "
             "or set the HF_TOKEN environment variable"
         )
     if constants.is_offline_mode():
-        raise PermissionError(
+        raise AccessError(
             "--push cannot upload while HF_HUB_OFFLINE is set: unset it to push, or leave out --push "
             "and upload the folder later with `hf upload ORG/NAME FOLDER`"
         )
@@ -49,18 +51,18 @@ def check_can_push(repo_id: str | None) -> str:
     except HfHubHTTPError as e:
         status = getattr(e.response, "status_code", None)
         if status == 401:
-            raise PermissionError(
+            raise AccessError(
                 "--push: the Hub refused the Hugging Face token (401, invalid or expired): "
                 "run `hf auth login --force` or set HF_TOKEN to a valid token"
             ) from None
-        raise PermissionError(f"--push: the Hub could not check the token (HTTP {status})") from None
+        raise AccessError(f"--push: the Hub could not check the token (HTTP {status})") from None
     except Exception as e:  # noqa: BLE001 - httpx's transport errors share no base with OSError
-        raise PermissionError(
+        raise AccessError(
             f"--push: cannot reach the Hub to check the token ({type(e).__name__}); check the "
             f"connection, or leave out --push and upload the folder later"
         ) from None
     if me.get("auth", {}).get("accessToken", {}).get("role") == "read":
-        raise PermissionError("--push: the Hugging Face token is read-only; make one with write access")
+        raise AccessError("--push: the Hugging Face token is read-only; make one with write access")
     return token
 
 

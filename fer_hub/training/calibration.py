@@ -6,20 +6,12 @@ al. 2017), fixes most of it without changing any prediction. Then a face whose c
 probability is below a threshold is reported as *uncertain*: the threshold is the smallest one
 at which the faces kept on validation reach `TARGET_ACCURACY`.
 
-    python -m fer_hub.calibration space/checkpoints/custom-cnn --dataset ../shared/fer2013
-
-calibrates a model folder written by train_hub.py (or an older one) in place: `temperature` and
-`uncertain_below` in config.json, a `calibration` block in metrics.json (ECE and NLL on test
-before and after, the threshold and the coverage-accuracy curve), `reliability_test.png`, and
-a regenerated model card. Training does the same at its end.
+The maths only: `fer-hub calibrate FOLDER` (`fer_hub.training.cli.calibrate_main`) fits them on
+a model folder and `fer_hub.training.folder.calibrate_folder` writes them into it; training does
+the same at its end.
 """
 
 from __future__ import annotations
-
-import argparse
-import json
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +24,6 @@ __all__ = [
     "uncertain_threshold",
     "coverage_curve",
     "calibration_report",
-    "calibrate_folder",
 ]
 
 # Accuracy the faces *not* flagged uncertain should reach (chosen on validation). FER-2013's own
@@ -163,83 +154,3 @@ def calibration_report(
             "reliability_after": reliability_bins(after, y_test),
         }
     return report
-
-
-# ---------------------------------------------------------------------------------------------
-# calibrating a model folder
-
-
-def calibrate_folder(folder: str | Path, data, log=print) -> dict:
-    """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
-    from .card import refresh_model_card
-    from .evaluate import predict_logits
-    from .models import load_model
-    from .plots import plot_reliability
-
-    folder = Path(folder)
-    model = load_model(folder)
-    val_logits = predict_logits(model, data.x_val)
-    test_logits = None if data.x_test is None else predict_logits(model, data.x_test)
-    report = calibration_report(val_logits, data.y_val, test_logits, data.y_test)
-    write_calibration(folder, report)
-    if "test" in report:
-        plot_reliability(report["test"], folder / "reliability_test.png")
-    refresh_model_card(folder)
-    t = report["test"] if "test" in report else {}
-    log(
-        f"[calibrate] {folder}: temperature {report['temperature']:.3f}; uncertain below "
-        f"{report['uncertain_below']:.3f} (validation coverage {report['validation']['coverage']:.1%})"
-        + (
-            f"; test ECE {t['ece_before']:.4f} -> {t['ece_after']:.4f}, NLL {t['nll_before']:.4f} -> "
-            f"{t['nll_after']:.4f}, coverage {t['coverage']:.1%}"
-            if t
-            else ""
-        )
-    )
-    if note := no_signal_note(report["temperature"], report["uncertain_below"]):
-        log(f"[calibrate] {note}")
-    return report
-
-
-def write_calibration(folder: Path, report: dict) -> None:
-    """Temperature and threshold into config.json (where `from_pretrained` reads them), and the
-    whole report into metrics.json."""
-    config_file = folder / "config.json"
-    config = json.loads(config_file.read_text())
-    config["temperature"] = report["temperature"]
-    config["uncertain_below"] = report["uncertain_below"]
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
-    metrics_file = folder / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
-        metrics["calibration"] = report
-        metrics_file.write_text(json.dumps(metrics, indent=2))
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .data import DEFAULT_DATASET, load_fer2013
-
-    p = argparse.ArgumentParser(
-        prog="python -m fer_hub.calibration",
-        description="Fit the temperature and the 'uncertain' threshold of a trained model folder on "
-        "the validation split, measure them on test, and write them into the folder.",
-    )
-    p.add_argument("folder", help="model folder written by train_hub.py")
-    p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
-    p.add_argument("--revision", default=None, help="dataset commit (default: the pinned one)")
-    args = p.parse_args(argv)
-    try:
-        if not (Path(args.folder) / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{args.folder}: no config.json; give a model folder written by train_hub.py"
-            )
-        data = load_fer2013(args.dataset, revision=args.revision)
-        calibrate_folder(args.folder, data)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

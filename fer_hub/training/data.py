@@ -21,8 +21,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .labels import EMOTIONS, KAGGLE_ORDER, label_mapping
-from .preprocess import IMAGE_SIZE, to_gray48
+from ..cache import default_cache_dir
+from ..errors import InputError
+from ..labels import EMOTIONS, KAGGLE_ORDER, label_mapping
+from ..preprocess import IMAGE_SIZE, to_gray48
 
 __all__ = ["DEFAULT_DATASET", "DEFAULT_REVISION", "FERData", "load_fer2013", "default_cache_dir"]
 
@@ -61,13 +63,6 @@ class FERData:
     def summary(self) -> str:
         test = "none" if self.x_test is None else f"{len(self.x_test):,}"
         return f"{self.source}: train {len(self.x_train):,}, validation {len(self.x_val):,}, test {test}"
-
-
-def default_cache_dir() -> Path:
-    """$FER_HUB_CACHE, else $XDG_CACHE_HOME/fer_hub, else ~/.cache/fer_hub."""
-    if os.environ.get("FER_HUB_CACHE"):
-        return Path(os.environ["FER_HUB_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer_hub"
 
 
 def load_fer2013(
@@ -142,18 +137,18 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
     except Exception as e:  # datasets raises many types (offline, not found, bad files)
         empty = re.search(r'Instruction "(.+?)" corresponds to no data', str(e))
         if empty:
-            raise ValueError(f"{id_or_path!r}: split {empty.group(1)!r} is empty") from e
+            raise InputError(f"{id_or_path!r}: split {empty.group(1)!r} is empty") from e
         hint = (
             "Check that its parquet files are whole (data/train-*.parquet, ...)"
             if local  # the example below would send them back to the same folder
             else "Pass a Hub dataset id you can reach, or a local folder laid out like one "
             "(data/train-*.parquet, ...), e.g. --dataset ../shared/fer2013"
         )
-        raise RuntimeError(
+        raise InputError(
             f"could not load dataset {id_or_path!r} with datasets.load_dataset: {type(e).__name__}: {e}\n{hint}"
         ) from e
     if not isinstance(dsd, datasets.DatasetDict):
-        raise RuntimeError(f"{id_or_path!r}: expected a dataset with splits, got {type(dsd)}")
+        raise InputError(f"{id_or_path!r}: expected a dataset with splits, got {type(dsd)}")
 
     by_role: dict[str, _Split] = {}
     ((first_name, first),) = list(dsd.items())[:1]
@@ -166,13 +161,13 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
                 if name.lower() in aliases and role not in by_role:
                     by_role[role] = _Split(ds, name)
     if "train" not in by_role:
-        raise ValueError(
+        raise InputError(
             f"{id_or_path!r}: no training split; found splits {list(dsd)}, expected one named "
             f"train/training, or a single split with a Usage column (Training/PublicTest/PrivateTest)"
         )
     for role, split in by_role.items():
         if len(split.ds) == 0:
-            raise ValueError(f"{id_or_path!r}: split {split.split_label!r} ({role}) is empty")
+            raise InputError(f"{id_or_path!r}: split {split.split_label!r} ({role}) is empty")
     fingerprint = hashlib.sha256(
         "|".join(
             [_CACHE_VERSION, str(id_or_path)]
@@ -209,7 +204,7 @@ def _check_local_layout(folder: Path) -> None:
     if folder.is_file():
         if folder.suffix.lower() in _DATA_SUFFIXES:
             return
-        raise ValueError(f"{folder}: a file, but not a data file ({', '.join(_DATA_SUFFIXES)})")
+        raise InputError(f"{folder}: a file, but not a data file ({', '.join(_DATA_SUFFIXES)})")
     if _looks_like_dataset_repo(folder):
         return
     inside = sorted(c for c in folder.iterdir() if c.is_dir() and _looks_like_dataset_repo(c))
@@ -218,14 +213,14 @@ def _check_local_layout(folder: Path) -> None:
         if inside
         else "; expected data/train-*.parquet (and validation/test), split folders, or a README.md with configs"
     )
-    raise ValueError(f"{folder} is not laid out like a dataset repo{hint}")
+    raise InputError(f"{folder} is not laid out like a dataset repo{hint}")
 
 
 def _split_by_usage(ds, name: str, usage: str, id_or_path: str) -> dict[str, _Split]:
     values = [str(v).strip().lower() for v in ds[usage]]
     unknown = sorted(set(values) - set(_USAGE_VALUES))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{id_or_path!r} split {name!r}: column {usage!r} has values {unknown}; "
             f"expected Training, PublicTest or PrivateTest"
         )
@@ -261,13 +256,13 @@ def _decode_split(split: _Split, where: str, notes: list[str]) -> tuple[torch.Te
     image_col = _find_column(ds.column_names, _IMAGE_COLUMNS)
     label_col = _find_column(ds.column_names, _LABEL_COLUMNS)
     if image_col is None:
-        raise ValueError(
+        raise InputError(
             f"{where}: no image column; found columns {ds.column_names}, expected one of "
             f"'image'/'img' (Image feature), 'img_bytes' (encoded bytes) or 'pixels' "
             f"(2304 space-separated values)"
         )
     if label_col is None:
-        raise ValueError(
+        raise InputError(
             f"{where}: no label column; found columns {ds.column_names}, "
             f"expected one of {list(_LABEL_COLUMNS)}"
         )
@@ -295,13 +290,13 @@ def _decode_labels(ds, col: str, where: str, notes: list[str]) -> torch.Tensor:
         if note not in notes:
             notes.append(note)
     else:
-        raise ValueError(
+        raise InputError(
             f"{where}: label column {col!r} has type {feature}; expected a ClassLabel, "
             f"label-name strings, or integers 0-6 in the original CSV order"
         )
     bad = [i for i, v in enumerate(values) if v is None or not 0 <= int(v) < len(lut)]
     if bad:
-        raise ValueError(
+        raise InputError(
             f"{where}: column {col!r} row {bad[0]} has label {values[bad[0]]!r}; "
             f"expected 0..{len(lut) - 1} ({len(bad)} bad rows in all)"
         )
@@ -322,7 +317,7 @@ def _decode_images(ds, col: str, where: str) -> torch.Tensor:
     elif isinstance(feature, (datasets.Array2D, datasets.List, datasets.LargeList)):
         kind = "array"
     else:
-        raise ValueError(
+        raise InputError(
             f"{where}: image column {col!r} has type {feature}; expected an Image feature, "
             f"encoded image bytes, or a string of 2304 space-separated pixel values"
         )
@@ -334,7 +329,7 @@ def _decode_images(ds, col: str, where: str) -> torch.Tensor:
         try:
             out[i, 0] = _decode_one(value, kind)
         except Exception as e:
-            raise ValueError(f"{where}: row {i} of column {col!r}: cannot decode image ({e})") from e
+            raise InputError(f"{where}: row {i} of column {col!r}: cannot decode image ({e})") from e
     return torch.from_numpy(out)
 
 

@@ -1,22 +1,24 @@
-"""What the Space serves, without any UI: loading its predictors and shaping results for display.
+"""What the Space serves, without any UI: its budgets, its predictors, and results shaped for
+display (chart, table, summary, the video tab's report).
 
-Kept out of `space/app.py` so the app stays a thin gradio layout and everything here is tested
-without starting a server.
+Kept out of `app.py` so the app stays a thin gradio layout and all of this is tested without
+starting a server; it lives beside the app, not in `fer_hub`, because only the Space uses it.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from .labels import EMOTIONS
-from .predict import Predictor
+from fer_hub.errors import InputError, NotFoundError
+from fer_hub.labels import EMOTIONS
+from fer_hub.models import SHIPPED_MODELS
+from fer_hub.predict import Predictor
+from fer_hub.results import write_rows
 
 __all__ = [
-    "MODEL_NAMES",
     "FACE_COLUMNS",
     "NO_FACE_HINT",
     "load_predictors",
@@ -47,8 +49,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 # Video frames: 4K UHD. An H.264 decoder holds its reference frames at full size (~130 MB for a 4K
 # clip, ~900 MB for an 8192 x 8192 one), before fer_hub sees a pixel, so larger clips are refused.
 MAX_VIDEO_PIXELS = 3840 * 2160
-# The video tab analyses at most this many frames per request, counted as they are decoded:
-# about 4 s at the analysed frames/s benchmarks/bench_video.py measures for 640x480 one-face clips.
+# The video tab analyses at most this many frames per request, counted as they are decoded: a
+# few seconds of work for a 640x480 clip (benchmarks/bench_video.py; README, "Speed").
 MAX_ANALYSED_FRAMES = 300
 # ... and stops after this much wall-clock time, whatever the clip (several requests share 2 cores).
 MAX_VIDEO_SECONDS = 30.0
@@ -57,11 +59,6 @@ CONCURRENCY = 4
 QUEUE_SIZE = 16
 # Uploads and results are deleted this long after they were made (checked every KEEP_FILES_S / 6).
 KEEP_FILES_S = 1800
-
-# The first is the default of the Space and the command line: the more accurate on validation
-# (tests/test_checkpoints.py holds it to that). CustomCNN saves about 1 ms per face on 2 cores
-# (benchmarks/bench_predict.py), which no tab needs.
-MODEL_NAMES = ("cnn-model2", "custom-cnn")
 
 
 def load_predictors(
@@ -72,7 +69,7 @@ def load_predictors(
     `repo_ids` (default: $FER_MODEL_REPO) is a comma-separated list of Hub repo ids or folders;
     each is registered under the architecture its config.json names, and the first given is the
     default. Otherwise the models load from `checkpoints_dir/<name>` (the Space's checkpoints/
-    folder) in MODEL_NAMES order: a missing one is a warning, no model at all an error, each
+    folder) in SHIPPED_MODELS order: a missing one is a warning, no model at all an error, each
     naming the path and the command that creates it. Each refuses photos larger than
     `max_pixels` before decoding them.
     """
@@ -91,21 +88,21 @@ def _load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None) -
         for source in sources:
             predictor = Predictor.from_pretrained(source)
             if predictor.name in predictors:  # the menu has one entry per architecture
-                raise ValueError(
+                raise InputError(
                     f"FER_MODEL_REPO names two {predictor.name} models ({origin[predictor.name]} and "
                     f"{source}); the Space serves one model per architecture"
                 )
             predictors[predictor.name], origin[predictor.name] = predictor, source
         return predictors
     root = Path(checkpoints_dir)
-    present = [name for name in MODEL_NAMES if (root / name / "model.safetensors").is_file()]
-    missing = [name for name in MODEL_NAMES if name not in present]
+    present = [name for name in SHIPPED_MODELS if (root / name / "model.safetensors").is_file()]
+    missing = [name for name in SHIPPED_MODELS if name not in present]
     commands = "\n".join(
         f"  python train_hub.py --model {name} --recipe strong --output {root / name}" for name in missing
     )
     if not present:
-        raise FileNotFoundError(
-            f"no model checkpoint in {root} (expected {' and '.join(MODEL_NAMES)} folders)\n"
+        raise NotFoundError(
+            f"no model checkpoint in {root} (expected {' and '.join(SHIPPED_MODELS)} folders)\n"
             f"Create them with:\n{commands}\n"
             f"or set FER_MODEL_REPO to Hub repo ids (comma-separated)."
         )
@@ -120,7 +117,7 @@ def _load_predictors(checkpoints_dir: str | os.PathLike, repo_ids: str | None) -
         predictor = Predictor.from_pretrained(root / name, detector=detector)
         detector = predictor.detector  # one detector serves both models
         if predictor.name != name:
-            raise ValueError(f"{root / name} holds a {predictor.name!r} model, expected {name!r}")
+            raise InputError(f"{root / name} holds a {predictor.name!r} model, expected {name!r}")
         predictors[name] = predictor
     return predictors
 
@@ -184,7 +181,7 @@ def summary(result: dict) -> str:
 
 def legend(result: dict) -> str:
     """Markdown/HTML key to the box colours in `draw.annotate` for the labels in `result`."""
-    from .draw import COLORS, UNCERTAIN_COLOR
+    from fer_hub.draw import COLORS, UNCERTAIN_COLOR
 
     def swatch(rgb) -> str:
         return f'<span style="color: rgb{tuple(rgb)}">&#9632;</span>'
@@ -211,8 +208,8 @@ def video_report(
     `out_dir` (the request's own, private folder), and a Markdown summary.
 
     Raises `VideoError` (with a `reason` fit to show) for a clip that cannot or may not be read."""
-    from .plots import plot_tracks
-    from .video import VIDEO_COLUMNS, analyze_video, probe, track_summary
+    from fer_hub.plots import plot_tracks
+    from fer_hub.video import VIDEO_COLUMNS, analyze_video, probe, track_summary
 
     name = Path(video_file).name
     info = probe(video_file, max_pixels=MAX_VIDEO_PIXELS)
@@ -230,10 +227,7 @@ def video_report(
     out_dir, stem = Path(out_dir), Path(name).stem
     plot = plot_tracks(rows, out_dir / f"{stem}_timeline.png", title=f"{name} ({predictor.name})")
     csv_file = out_dir / f"{stem}_faces.csv"
-    with open(csv_file, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=VIDEO_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(rows, VIDEO_COLUMNS, csv_file)
     summary = video_summary(track_summary(rows), every, info.fps)
     if rows.stopped:
         last = max((r["time_s"] for r in rows), default=0.0)

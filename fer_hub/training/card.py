@@ -6,12 +6,15 @@ so the Hub shows the scores on the model page.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .labels import EMOTIONS
-from .models import PROJECT_URL
+from ..labels import EMOTIONS
+from ..models import PROJECT_URL
+from .config import CARD_SETTINGS, TrainConfig, reproduce_command
 
-__all__ = ["build_model_card", "refresh_model_card", "LIMITATIONS"]
+__all__ = ["build_model_card", "LIMITATIONS"]
 
 LIMITATIONS = """\
 - **Expressions are not emotions.** The model labels the visible configuration of a face; it
@@ -66,7 +69,7 @@ def _augmentation_text(config: dict) -> str:
 def _calibration_text(cal: dict | None) -> str:
     if not cal:
         return (
-            "\nProbabilities are a plain softmax (not calibrated; `python -m fer_hub.calibration "
+            "\nProbabilities are a plain softmax (not calibrated; `fer-hub calibrate "
             "FOLDER` fits a temperature).\n"
         )
     text = f"""
@@ -95,50 +98,30 @@ On test, {t["coverage"]:.1%} of faces are not flagged uncertain{kept}.
     return text
 
 
-def refresh_model_card(folder) -> None:
-    """Rewrite `folder`/README.md from its metrics.json, training_args.json and config.json."""
-    import json
-    from pathlib import Path
-
-    from .models import MODELS
-
-    folder = Path(folder)
-    metrics = json.loads((folder / "metrics.json").read_text())
-    config = json.loads((folder / "training_args.json").read_text())
-    architecture = json.loads((folder / "config.json").read_text())["architecture"]
-    build_model_card(metrics, config, MODELS[architecture]).save(folder / "README.md")
-
-
-def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
-    """Model card for one training run: `metrics` as written to metrics.json, `config` the
-    TrainConfig as a dict, `model_cls` the trained class."""
-    arch = config["model"]
-    dataset = config["dataset"]
+def _card_data(model_name: str, metrics: dict, dataset: str) -> ModelCardData:
+    """The card's YAML: what the Hub filters on, and every score as `model-index` results."""
     dataset_id = dataset if _is_hub_id(dataset) else "fer2013"
-    splits = [s for s in ("validation", "test") if s in metrics]
-    eval_results = []
-    for split in splits:
+    eval_results = [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Facial expression recognition",
+            dataset_type=dataset_id,
+            dataset_name="FER-2013",
+            dataset_split=split,
+            metric_type=metric_type,
+            metric_name=name,
+            metric_value=round(metrics[split][key], 4),
+            metric_config="macro" if key == "macro_f1" else None,
+        )
+        for split in ("validation", "test")
+        if split in metrics
         for metric_type, key, name in (
             ("accuracy", "accuracy", "Accuracy"),
             ("accuracy", "accuracy_tta", "Accuracy (flip TTA)"),
             ("f1", "macro_f1", "Macro F1"),
-        ):
-            eval_results.append(
-                EvalResult(
-                    task_type="image-classification",
-                    task_name="Facial expression recognition",
-                    dataset_type=dataset_id,
-                    dataset_name="FER-2013",
-                    dataset_split=split,
-                    metric_type=metric_type,
-                    metric_name=name,
-                    metric_value=round(metrics[split][key], 4),
-                    metric_config="macro" if key == "macro_f1" else None,
-                )
-            )
-    model_name = f"fer_hub-{arch}"
-    repo = config.get("repo_id") or "ORG/NAME"
-    data = ModelCardData(
+        )
+    ]
+    return ModelCardData(
         model_name=model_name,
         library_name="fer-hub",
         license="mit",
@@ -156,57 +139,30 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         eval_results=eval_results or None,
     )
 
+
+def _results_tables(metrics: dict) -> tuple[str, str, str]:
+    """(rows per split, the split of the per-class table, the per-class rows)."""
     rows = "\n".join(
         f"| {split} | {metrics[split]['n']:,} | {_pct(metrics[split]['accuracy'])} | "
         f"{_pct(metrics[split]['accuracy_tta'])} | {metrics[split]['macro_f1']:.4f} | "
         f"{metrics[split]['macro_f1_tta']:.4f} |"
-        for split in splits
+        for split in ("validation", "test")
+        if split in metrics
     )
     per_class_split = "test" if "test" in metrics else "validation"
     per_class = "\n".join(
         f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']:,} |"
         for name, m in metrics[per_class_split]["per_class"].items()
     )
-    recipe_keys = (
-        "recipe",
-        "epochs",
-        "batch_size",
-        "optimizer",
-        "lr",
-        "weight_decay",
-        "label_smoothing",
-        "schedule",
-        "step_size",
-        "gamma",
-        "warmup",
-        "patience",
-        "ema",
-        "teacher",
-        "distill",
-        "rotation",
-        "scale",
-        "erase",
-        "bf16",
-        "channels_last",
-        "compile",
-        "seed",
-        "limit",
-    )
-    # .get: folders written before a setting existed say what that run used, the default
-    defaults = {"ema": 0.0, "rotation": 10.0, "scale": 0.0, "erase": 0.0, "teacher": None, "distill": 0.5}
-    recipe = "\n".join(f"| `{k}` | {config.get(k, defaults.get(k))} |" for k in recipe_keys)
-    augmentation = _augmentation_text({**defaults, **config})
-    notes = "".join(f"- {n}\n" for n in metrics.get("data_notes", []))
-    figures = "".join(f"![confusion matrix, {s}](confusion_matrix_{s}.png)\n" for s in splits)
-    interrupted = (
-        "\n**This run was interrupted (Ctrl-C); the weights are the best epoch before it.**\n"
-        if metrics.get("interrupted")
-        else ""
-    )
-    calibration = _calibration_text(metrics.get("calibration"))
-    from .train import reproduce_command  # here: train imports this module for the card
+    return rows, per_class_split, per_class
 
-    command = reproduce_command({**defaults, **config})
+
+def _recipe_text(metrics: dict, config: dict) -> tuple[str, str, str]:
+    """(the augmentation paragraph, the settings table's rows, the reproduce command)."""
+    # .get: folders written before a setting existed say what that run used, the default
+    defaults = asdict(TrainConfig())
+    recipe = "\n".join(f"| `{k}` | {config.get(k, defaults.get(k))} |" for k in CARD_SETTINGS)
+    augmentation = _augmentation_text({**defaults, **config})
     teacher = metrics.get("teacher")
     if teacher:
         known = [teacher.get("architecture", "")]
@@ -215,6 +171,27 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         if "sha256" in teacher:
             known.append(f"model.safetensors sha256 `{teacher['sha256'][:16]}`")
         augmentation += f" The teacher, as it was when this run read it: {', '.join(k for k in known if k)}."
+    return augmentation, recipe, reproduce_command({**defaults, **config})
+
+
+def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
+    """Model card for one training run: `metrics` as written to metrics.json, `config` the
+    TrainConfig as a dict, `model_cls` the trained class."""
+    model_name = f"fer_hub-{config['model']}"
+    data = _card_data(model_name, metrics, config["dataset"])
+    repo = config.get("repo_id") or "ORG/NAME"
+    dataset = config["dataset"]
+    rows, per_class_split, per_class = _results_tables(metrics)
+    splits = [s for s in ("validation", "test") if s in metrics]
+    figures = "".join(f"![confusion matrix, {s}](confusion_matrix_{s}.png)\n" for s in splits)
+    augmentation, recipe, command = _recipe_text(metrics, config)
+    notes = "".join(f"- {n}\n" for n in metrics.get("data_notes", []))
+    interrupted = (
+        "\n**This run was interrupted (Ctrl-C); the weights are the best epoch before it.**\n"
+        if metrics.get("interrupted")
+        else ""
+    )
+    calibration = _calibration_text(metrics.get("calibration"))
 
     text = f"""---
 {data.to_yaml()}

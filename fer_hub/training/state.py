@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import RunError
+
 __all__ = ["STATE_FILE", "TEMP_PREFIX", "TrainState", "config_differences", "prepare_output"]
 
 STATE_FILE = "training_state.pt"
@@ -39,30 +41,28 @@ def prepare_output(folder: str | Path, state_bytes: int) -> None:
             f.write(b"fer_hub write check")
         free = shutil.disk_usage(folder).free
     except OSError as e:
-        raise RuntimeError(
+        raise RunError(
             f"--output {folder}: cannot write there ({e.strerror or e}); choose another folder"
         ) from None
     if free < 2 * state_bytes:
-        raise RuntimeError(
+        raise RunError(
             f"--output {folder}: {free / 1e6:,.0f} MB free, but the training state needs about "
             f"{2 * state_bytes / 1e6:,.0f} MB (saved after every epoch); free some space or choose "
             f"another folder"
         )
 
 
-# Settings that may change between the start of a run and its resumption without changing what
-# the run computes (where it is pushed, whether it is a resumption).
-RESUMABLE_CHANGES = frozenset({"resume", "push", "repo_id", "private", "output"})
-
-
-def config_differences(saved: dict, now: dict, defaults: dict | None = None) -> list[str]:
-    """'key: saved -> now' for each setting that differs, ignoring RESUMABLE_CHANGES.
+def config_differences(
+    saved: dict, now: dict, defaults: dict | None = None, ignore: frozenset[str] = frozenset()
+) -> list[str]:
+    """'key: saved -> now' for each setting that differs, but those in `ignore` (what a resumed
+    run may change: `config.RESUME_MAY_CHANGE`).
 
     A setting added to the code after the run started is absent from `saved`; it counts as the
     value in `defaults` (the run could not have used anything else), so upgrading fer_hub
     mid-run does not block a resume."""
     defaults = defaults or {}
-    keys = sorted((set(saved) | set(now)) - RESUMABLE_CHANGES)
+    keys = sorted((set(saved) | set(now)) - ignore)
     missing = "<absent>"
     diff = []
     for k in keys:
@@ -129,7 +129,7 @@ class TrainState:
             os.replace(tmp, path)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise RuntimeError(
+            raise RunError(
                 f"could not save the training state to {path} ({e.strerror or e}); the previous "
                 f"epoch's state is kept: free some space, then run the same command with --resume"
             ) from None
@@ -139,13 +139,13 @@ class TrainState:
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated, or not a state file at all
-            raise RuntimeError(
+            raise RunError(
                 f"{path} is not a readable training state ({type(e).__name__}: {e}); "
                 f"delete it to start the run afresh"
             ) from e
         names = {f.name for f in fields(cls)}
         if not isinstance(raw, dict) or "config" not in raw:
-            raise RuntimeError(f"{path} is not a fer_hub training state; delete it to start afresh")
+            raise RunError(f"{path} is not a fer_hub training state; delete it to start afresh")
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .labels import EMOTIONS
-from .preprocess import normalize
+from ..labels import EMOTIONS
+from ..preprocess import normalize
 
 __all__ = ["predict_logits", "predict_proba", "classification_metrics", "evaluate"]
 

@@ -1,0 +1,83 @@
+"""What an analysis returns, written once: the result's schema (typed), and the flat rows the
+command line, the video analysis and the Space write as CSV or JSON.
+
+    {"model": "cnn-model2", "face_found": True,
+     "faces": [{"box": [x, y, w, h], "label": "happy", "uncertain": False,
+                "probabilities": {"angry": 0.01, ..., "surprise": 0.02}}]}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypedDict
+
+from .labels import EMOTIONS
+
+__all__ = ["FaceResult", "ImageResult", "PREDICT_COLUMNS", "face_row", "write_rows"]
+
+
+class _FaceRequired(TypedDict):
+    box: list[int]  # [x, y, w, h] in the image's pixels
+    label: str  # the most probable of EMOTIONS
+    probabilities: dict[str, float]  # all seven, calibrated, summing to 1
+    uncertain: bool  # top probability below the model's threshold fitted on validation
+
+
+class FaceResult(_FaceRequired, total=False):
+    """One face. With `explain=True` also "saliency" (48x48 Grad-CAM in [0, 1]), "crop_box"
+    and "crop_angle"; in a tracked result (video, live) also "track"."""
+
+    saliency: list[list[float]]
+    crop_box: list[int]
+    crop_angle: float
+    track: int
+
+
+class ImageResult(TypedDict):
+    """One image: its faces, largest first."""
+
+    model: str
+    face_found: bool
+    faces: list[FaceResult]
+
+
+# One row per face of `fer-hub predict`.
+PREDICT_COLUMNS = ["file", "face", "face_found", "x", "y", "w", "h", "label", "uncertain", *EMOTIONS]
+
+
+def face_row(file: str, index: int, result: ImageResult, face: FaceResult) -> dict:
+    """`face` (the `index`-th of `result`, from `file`) as one flat row with PREDICT_COLUMNS."""
+    return {
+        "file": file,
+        "face": index,
+        "face_found": result["face_found"],
+        **dict(zip("xywh", face["box"])),
+        "label": face["label"],
+        "uncertain": face["uncertain"],
+        **{e: round(face["probabilities"][e], 6) for e in EMOTIONS},
+    }
+
+
+def write_rows(
+    rows: Iterable[dict],
+    columns: list[str],
+    csv_path: str | Path | None = None,
+    json_path: str | Path | None = None,
+) -> None:
+    """Rows as a CSV with `columns` (to stdout when neither path is given) and/or a JSON list."""
+    rows = list(rows)
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1))
+    if csv_path or not json_path:
+        out = open(csv_path, "w", newline="") if csv_path else sys.stdout  # noqa: SIM115
+        try:
+            writer = csv.DictWriter(out, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        finally:
+            if csv_path:
+                out.close()

@@ -1,0 +1,83 @@
+"""The training wing's command lines: `train_hub.py` / `fer-train` / `fer-hub train`, and
+`fer-hub calibrate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from ..errors import FerHubError, NotFoundError
+from .config import build_parser, config_from_args
+from .data import DEFAULT_DATASET, load_fer2013
+from .folder import calibrate_folder, write_model_folder
+from .loop import train
+from .state import STATE_FILE
+
+__all__ = ["main", "calibrate_main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    for name in ("epochs", "batch_size", "limit", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    try:
+        if cfg.push:
+            from .hub import check_can_push
+
+            check_can_push(cfg.repo_id)  # fail before spending an hour training
+        print("fer_hub training run\n" + "\n".join(f"  {k:16s} {v}" for k, v in asdict(cfg).items()))
+        result = train(cfg)
+        out = write_model_folder(result, cfg.output)
+        print(f"[done] model folder written to {out.resolve()}")
+        if not result.metrics["interrupted"]:
+            (out / STATE_FILE).unlink(missing_ok=True)  # the run is over: nothing to resume
+        else:
+            print(
+                f"[done] the run can continue: add --resume to the same command (state in {out / STATE_FILE})"
+            )
+        if cfg.push:
+            from .hub import push_folder
+
+            url = push_folder(
+                out,
+                cfg.repo_id,
+                private=cfg.private,
+                commit_message=f"fer_hub: {cfg.model} ({cfg.recipe} recipe)",
+            )
+            print(f"[done] pushed to {url}")
+    except FerHubError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def calibrate_main(argv: list[str] | None = None) -> int:
+
+    p = argparse.ArgumentParser(
+        prog="fer-hub calibrate",
+        description="Fit the temperature and the 'uncertain' threshold of a trained model folder on "
+        "the validation split, measure them on test, and write them into the folder.",
+    )
+    p.add_argument("folder", help="model folder written by train_hub.py")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
+    p.add_argument("--revision", default=None, help="dataset commit (default: the pinned one)")
+    args = p.parse_args(argv)
+    try:
+        if not (Path(args.folder) / "config.json").is_file():
+            raise NotFoundError(f"{args.folder}: no config.json; give a model folder written by train_hub.py")
+        data = load_fer2013(args.dataset, revision=args.revision)
+        calibrate_folder(args.folder, data)
+    except FerHubError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""Writing a model folder: the one place that puts files into it.
+
+`write_model_folder` writes a finished run (weights, config, model card, metrics, history,
+training arguments, figures) atomically; `calibrate_folder` refits an existing folder's
+temperature and "uncertain" threshold and rewrites what depends on them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..labels import EMOTIONS
+from ..models import MODELS, load_model
+from .calibration import calibration_report, no_signal_note
+from .card import build_model_card
+from .evaluate import predict_logits
+from .plots import plot_confusion_matrix, plot_history, plot_reliability
+from .state import TEMP_PREFIX
+
+if TYPE_CHECKING:
+    from .loop import RunResult
+
+__all__ = ["write_model_folder", "calibrate_folder", "write_calibration", "refresh_model_card"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the Hub folder
+
+
+def write_model_folder(result: RunResult, output: str | Path) -> Path:
+    """Write everything `push_to_hub` would upload: weights, config, model card, metrics,
+    history, training arguments and figures.
+
+    Atomically: the files are written into a hidden folder beside `output`, which then takes its
+    place in one rename, so a crash or a full disk never leaves a half-written folder that looks
+    like a model. Files of `output` the new folder lacks (the training state, a log) move along."""
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        staged.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
+        _write_model_files(result, staged)
+        _replace_folder(out, staged)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_model_files(result: RunResult, out: Path) -> None:
+    cfg = result.config
+    to_save = result.model
+    if cfg.save_dtype == "float16":
+        to_save = copy.deepcopy(result.model).half()
+    to_save.save_pretrained(out)
+    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    (out / "history.json").write_text(json.dumps(result.history, indent=2))
+    (out / "training_args.json").write_text(json.dumps(_portable(asdict(cfg)), indent=2))
+    title = f"{cfg.model} on FER-2013"
+    plot_history(result.history, out / "training_curves.png", title=title)
+    for split in ("validation", "test"):
+        if split in result.metrics:
+            plot_confusion_matrix(
+                result.metrics[split]["confusion_matrix"],
+                EMOTIONS,
+                out / f"confusion_matrix_{split}.png",
+                title=f"{title}: {split}",
+            )
+    if "test" in result.metrics.get("calibration", {}):
+        plot_reliability(result.metrics["calibration"]["test"], out / "reliability_test.png")
+    build_model_card(result.metrics, _portable(asdict(cfg)), type(result.model)).save(out / "README.md")
+
+
+def _replace_folder(out: Path, staged: Path) -> None:
+    if not out.exists():
+        os.replace(staged, out)
+        return
+    for entry in out.iterdir():
+        if not (staged / entry.name).exists() and not entry.name.startswith(TEMP_PREFIX):
+            os.replace(entry, staged / entry.name)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    os.replace(staged, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# Settings that name a place on the training machine, recorded relative to where the run started.
+_PATH_SETTINGS = ("dataset", "teacher", "output")
+
+
+def _portable(config: dict) -> dict:
+    """`config` with absolute local paths made relative to the working directory: the record
+    says how the run was made, not how the machine that made it is laid out."""
+    out = dict(config)
+    for key in _PATH_SETTINGS:
+        value = out.get(key)
+        if value and os.path.isabs(value):
+            out[key] = os.path.relpath(value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# calibrating a model folder
+
+
+def calibrate_folder(folder: str | Path, data, log=print) -> dict:
+    """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
+    folder = Path(folder)
+    model = load_model(folder)
+    val_logits = predict_logits(model, data.x_val)
+    test_logits = None if data.x_test is None else predict_logits(model, data.x_test)
+    report = calibration_report(val_logits, data.y_val, test_logits, data.y_test)
+    write_calibration(folder, report)
+    if "test" in report:
+        plot_reliability(report["test"], folder / "reliability_test.png")
+    refresh_model_card(folder)
+    t = report["test"] if "test" in report else {}
+    log(
+        f"[calibrate] {folder}: temperature {report['temperature']:.3f}; uncertain below "
+        f"{report['uncertain_below']:.3f} (validation coverage {report['validation']['coverage']:.1%})"
+        + (
+            f"; test ECE {t['ece_before']:.4f} -> {t['ece_after']:.4f}, NLL {t['nll_before']:.4f} -> "
+            f"{t['nll_after']:.4f}, coverage {t['coverage']:.1%}"
+            if t
+            else ""
+        )
+    )
+    if note := no_signal_note(report["temperature"], report["uncertain_below"]):
+        log(f"[calibrate] {note}")
+    return report
+
+
+def write_calibration(folder: Path, report: dict) -> None:
+    """Temperature and threshold into config.json (where `from_pretrained` reads them), and the
+    whole report into metrics.json."""
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    config["temperature"] = report["temperature"]
+    config["uncertain_below"] = report["uncertain_below"]
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
+    metrics_file = folder / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        metrics["calibration"] = report
+        metrics_file.write_text(json.dumps(metrics, indent=2))
+
+
+def refresh_model_card(folder) -> None:
+    """Rewrite `folder`/README.md from its metrics.json, training_args.json and config.json."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "training_args.json").read_text())
+    architecture = json.loads((folder / "config.json").read_text())["architecture"]
+    build_model_card(metrics, config, MODELS[architecture]).save(folder / "README.md")

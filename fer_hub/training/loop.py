@@ -1,0 +1,447 @@
+"""Train a FER-2013 CNN, evaluate it, and write a Hub-ready model folder (optionally pushed).
+
+    python train_hub.py --model custom-cnn --dataset ../shared/fer2013 --output out
+    python train_hub.py --model cnn-model2 --recipe fast --device cuda --push --repo-id ORG/NAME
+
+Three recipes (`RECIPES` in `config.py`). `reference` is the published one: batch 64, Adam 5e-4 (weight decay
+1e-4), StepLR(5, 0.5), early stopping (patience 5) on validation accuracy, at most 100 epochs.
+`strong` trains the shipped checkpoints: stronger augmentation, AdamW, one-cycle and a weight
+average (EMA). `fast` is for a GPU: large batches, one-cycle, bf16 autocast and torch.compile. All
+keep the decoded dataset on the training device as uint8 and augment whole batches there
+(`fer_hub.training.augment`), select the best epoch on validation, and touch the test split exactly once,
+at the end. The whole run state is saved after every epoch (`fer_hub.training.state`): `--resume`
+continues a killed run and ends with the weights an unbroken run would have.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import InputError, RunError
+from ..labels import EMOTIONS
+from ..models import MODELS
+from ..preprocess import normalize
+from .augment import AugmentConfig, augment_batch
+from .calibration import calibration_report, no_signal_note
+from .config import RESUME_MAY_CHANGE, TrainConfig
+from .data import FERData, load_fer2013
+from .ema import EMA
+from .evaluate import evaluate, predict_logits, predict_proba
+from .state import STATE_FILE, TrainState, config_differences, prepare_output
+
+__all__ = ["Run", "RunResult", "prepare_run", "train_step", "train", "end_epoch", "final_report"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is missing is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible to torch (use --device auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError("--device mps: Apple MPS is not available here (use --device auto or cpu)")
+    return torch.device(name)
+
+
+def compile_pays_off(model: str, device: torch.device) -> bool:
+    """Whether torch.compile speeds up training `model` on `device`, as
+    `benchmarks/bench_train.py --speed` measures it (README, "Speed"): on a CPU it pays for
+    CnnModel2 (its compile is repaid within the first epoch) and not for CustomCNN; on CUDA it
+    pays for both."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and model == "cnn-model2"
+
+
+def device_description(device: torch.device) -> str:
+    """Human-readable hardware name, for logs and the model card."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type != "cpu":
+        return device.type
+    name = platform.processor() or platform.machine()
+    try:  # Linux: the marketing name is only in /proc/cpuinfo
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class RunResult:
+    model: torch.nn.Module  # the best-on-validation weights, uncompiled, on the CPU
+    history: list[dict]
+    metrics: dict
+    config: TrainConfig
+    data: FERData
+
+
+def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: int):
+    """The optimizer and learning-rate schedule of `cfg`'s recipe."""
+    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer]
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=max(cfg.warmup, 1e-3)
+        )
+    return opt, sched
+
+
+@torch.inference_mode()
+def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tensor:
+    """Soft targets (N, 7) in EMOTIONS order: the teacher's temperature-softened probabilities
+    on the un-augmented training images, averaged with their mirror images."""
+    from ..models import load_model
+
+    try:
+        teacher = load_model(cfg.teacher)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise InputError(f"--teacher {cfg.teacher}: {e}") from None
+    order = [list(teacher.labels).index(e) for e in EMOTIONS]
+    log(f"[distill] soft targets from {cfg.teacher} ({type(teacher).__name__}), T={cfg.distill_temperature}")
+    t = cfg.distill_temperature
+    p = (
+        (predict_logits(teacher, x, progress="teacher targets") / t).softmax(-1)
+        + (predict_logits(teacher, x.flip(-1), progress="teacher targets (mirrored)") / t).softmax(-1)
+    ) / 2
+    return p[:, order]
+
+
+def teacher_record(folder: str | Path) -> dict:
+    """What identifies a distillation teacher once its folder has moved on: its architecture,
+    its validation accuracy and the sha256 of its weights file."""
+    import hashlib
+
+    folder = Path(folder)
+    record: dict = {"folder": str(folder)}
+    try:
+        record["architecture"] = json.loads((folder / "config.json").read_text())["architecture"]
+        record["validation_accuracy"] = json.loads((folder / "metrics.json").read_text())["validation"][
+            "accuracy"
+        ]
+    except (OSError, KeyError, ValueError):
+        pass  # a folder from elsewhere (a Hub download without metrics): the hash still names it
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        record["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    return record
+
+
+def start_or_resume(cfg: TrainConfig, state_path: Path, log=print) -> TrainState:
+    """A new state, or the saved one when `cfg.resume`; refuses anything ambiguous."""
+    if not cfg.resume:
+        saved = TrainState.load(state_path) if state_path.exists() else None
+        if saved is not None and saved.epoch < saved.config["epochs"] and not saved.done:
+            raise RunError(
+                f"{state_path.parent} holds an unfinished run ({saved.epoch}/{saved.config['epochs']} "
+                f"epochs of {saved.config['model']}); pass --resume to continue it, or delete "
+                f"{state_path.name} there (or pick another --output) to start afresh"
+            )
+        return TrainState(config=asdict(cfg))
+    if not state_path.exists():
+        finished = (state_path.parent / "model.safetensors").exists()
+        raise RunError(
+            f"--resume: no training state in {state_path.parent}"
+            + (" (the run there has finished: its model folder is written)" if finished else "")
+            + "; leave out --resume to start a new run"
+        )
+    state = TrainState.load(state_path)
+    diff = config_differences(state.config, asdict(cfg), asdict(TrainConfig()), RESUME_MAY_CHANGE)
+    if diff:
+        raise RunError(
+            f"--resume: the run in {state_path.parent} was started with other settings "
+            f"(saved -> now): {'; '.join(diff)}. Resume with the same flags, or start a new run "
+            f"in another --output"
+        )
+    log(
+        f"[train] resuming after epoch {state.epoch}/{cfg.epochs} "
+        f"(best validation accuracy {state.best_acc:.4f} at epoch {state.best_epoch})"
+    )
+    return state
+
+
+@dataclass
+class Run:
+    """What one run holds while it trains: the model, its optimizer, the data on the device."""
+
+    cfg: TrainConfig
+    device: torch.device
+    model: torch.nn.Module  # what is saved; `step_model` may be its compiled wrapper
+    step_model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    ema: EMA | None
+    X: torch.Tensor  # (N, 1, 48, 48) uint8 on the device
+    Y: torch.Tensor
+    soft: torch.Tensor | None  # (N, 7) distillation targets
+    gen: torch.Generator  # permutations and augmentation
+    aug: AugmentConfig
+    steps_per_epoch: int
+    memory_format: torch.memory_format
+    use_bf16: bool
+
+    @property
+    def shipped(self) -> torch.nn.Module:
+        """The weights that are validated, selected and shipped: the average when there is one."""
+        return self.ema.module if self.ema else self.model
+
+
+def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, log=print) -> Run:
+    """Model, optimizer, schedule, weight average and the training split on `cfg.device`."""
+    device = resolve_device(cfg.device)
+    use_bf16 = cfg.bf16 and device.type == "cuda"
+    use_compile = compile_pays_off(cfg.model, device) if cfg.compile is None else cfg.compile
+    log(
+        f"[train] device {device} ({device_description(device)}); bf16 {use_bf16}, "
+        f"channels_last {cfg.channels_last}, compile {use_compile}"
+    )
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = MODELS[cfg.model]().to(device, memory_format=memory_format)
+    log(f"[model] {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    # Drop a last partial batch (BatchNorm dislikes a batch of 1); tiny data gets one short step.
+    steps_per_epoch = max(1, len(x_train) // cfg.batch_size)
+    opt, sched = build_optimizer(cfg, model, steps_per_epoch)
+    return Run(
+        cfg=cfg,
+        device=device,
+        model=model,
+        step_model=torch.compile(model) if use_compile else model,  # save `model`, never this
+        opt=opt,
+        sched=sched,
+        ema=EMA(model, cfg.ema) if cfg.ema else None,
+        # The whole training split lives on the device as uint8 (about 66 MB): no DataLoader,
+        # no workers, no host-to-device copy per step.
+        X=x_train.to(device),
+        Y=y_train.to(device),
+        soft=teacher_targets(cfg, x_train, log).to(device) if cfg.teacher else None,
+        gen=torch.Generator(device=device).manual_seed(cfg.seed),
+        aug=AugmentConfig(max_rotation=cfg.rotation, scale=cfg.scale, erase=cfg.erase),
+        steps_per_epoch=steps_per_epoch,
+        memory_format=memory_format,
+        use_bf16=use_bf16,
+    )
+
+
+def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on training images `idx`: augment, forward, loss (label-smoothed, plus
+    distillation), backward, step, schedule, weight average. Returns (loss, logits), detached."""
+    cfg = run.cfg
+    xb = normalize(augment_batch(run.X[idx].float().div_(255), run.aug, run.gen))  # (B, 1, 48, 48)
+    xb = xb.contiguous(memory_format=run.memory_format)
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16):
+        logits = run.step_model(xb)
+    loss = F.cross_entropy(logits.float(), run.Y[idx], label_smoothing=cfg.label_smoothing)
+    if run.soft is not None:
+        t = cfg.distill_temperature
+        kd = F.kl_div(F.log_softmax(logits.float() / t, -1), run.soft[idx], reduction="batchmean")
+        loss = (1 - cfg.distill) * loss + cfg.distill * t * t * kd
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if cfg.schedule == "onecycle":
+        run.sched.step()
+    if run.ema:
+        run.ema.update(run.model)
+    return loss.detach(), logits.detach()
+
+
+def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult:
+    """Train `cfg.model` with `cfg`'s recipe, restore the best validation epoch, evaluate
+    validation and (once) test.
+
+    After every epoch the whole run is saved to `<cfg.output>/training_state.pt`; `cfg.resume`
+    continues from there. Ctrl-C stops training but keeps the best weights so far (and the state,
+    so the run can still be resumed)."""
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state_path = Path(cfg.output) / STATE_FILE
+    state = start_or_resume(cfg, state_path, log)  # before loading data: fail fast
+    prepare_output(cfg.output, state_bytes=state_size(cfg.model))
+    if data is None:
+        data = load_fer2013(cfg.dataset, seed=cfg.seed, revision=cfg.revision, log=log)
+    x_train, y_train = data.x_train[: cfg.limit or None], data.y_train[: cfg.limit or None]
+    log(f"[data] {data.summary()}; training on {len(x_train):,} images")
+    run = prepare_run(cfg, x_train, y_train, log)
+    # recorded now: the teacher's folder may hold another model by the time the card is read
+    teacher = teacher_record(cfg.teacher) if cfg.teacher else None
+    if state.model is not None:
+        state.restore(run.model, run.opt, run.sched, run.ema, run.gen)
+    if state.epoch < cfg.epochs and not state.done:
+        log(EPOCH_LINE_LEGEND.format(shipped="weight average (EMA)" if run.ema else "weights"))
+    log_every = 1 if run.device.type == "cpu" else 25  # each progress update syncs with the GPU
+    interrupted = False
+    try:
+        while state.epoch < cfg.epochs and not state.done:
+            epoch, t0 = state.epoch + 1, time.perf_counter()
+            run.model.train()
+            perm = torch.randperm(len(x_train), device=run.device, generator=run.gen)
+            loss_sum, correct, seen = torch.zeros((), device=run.device), 0, 0
+            bar = tqdm(range(run.steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False, dynamic_ncols=True, disable=None)  # fmt: skip
+            for step in bar:
+                idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                loss, logits = train_step(run, idx)
+                loss_sum += loss * len(idx)
+                correct += (logits.argmax(-1) == run.Y[idx]).sum()
+                seen += len(idx)
+                if step % log_every == 0 or step == run.steps_per_epoch - 1:
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{int(correct) / seen:.3f}", lr=f"{run.opt.param_groups[0]['lr']:.2e}")  # fmt: skip
+            lr_now = run.opt.param_groups[0]["lr"]
+            if cfg.schedule == "step":
+                run.sched.step()
+            if run.device.type == "cuda":
+                torch.cuda.synchronize()
+            train_seconds = time.perf_counter() - t0
+            record = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=int(correct) / seen, lr=lr_now, seconds=train_seconds, images=seen)  # fmt: skip
+            end_epoch(run, state, record, data, state_path, log)
+    except KeyboardInterrupt:
+        interrupted = True
+        log(
+            f"\n[train] interrupted: keeping the best weights so far (epoch {state.best_epoch}); "
+            f"`--resume` continues from epoch {state.epoch}"
+        )
+    if state.best_weights is None:
+        raise RunError("training stopped before the first epoch finished: nothing to save")
+    return final_report(cfg, state, data, run, teacher, interrupted, log)
+
+
+def state_size(model: str) -> int:
+    """Bytes of a training state: weights, two Adam moments, the weight average and the best
+    epoch's copy, in float32. Counted on the meta device, which draws no random numbers: the
+    run's own initialisation must stay the first draw after seeding."""
+    with torch.device("meta"):
+        return 5 * 4 * sum(p.numel() for p in MODELS[model]().parameters())
+
+
+EPOCH_LINE_LEGEND = (
+    "[train] per epoch: loss = mean label-smoothed cross-entropy over the epoch's augmented "
+    "batches (chance: ln 7 = 1.95); train acc on those batches; val acc of the {shipped} that "
+    "would ship; images/s of the training steps; seconds of training + validation"
+)
+
+
+def end_epoch(run: Run, state: TrainState, record: dict, data: FERData, state_path: Path, log=print) -> None:
+    """Validate the weights that would ship, keep them if they are the best so far, decide on
+    early stopping, and save the whole run to `state_path` before the epoch's line is printed."""
+    cfg, t0 = run.cfg, time.perf_counter()
+    autocast_dtype = torch.bfloat16 if run.use_bf16 else None
+    val_pred = predict_proba(run.shipped, data.x_val, device=run.device, autocast_dtype=autocast_dtype)
+    val_acc = float((val_pred.argmax(-1) == data.y_val).float().mean())
+    record.update(val_acc=val_acc, val_seconds=time.perf_counter() - t0)
+    record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_acc", "lr", "seconds", "val_seconds", "images")}  # fmt: skip
+    state.history.append(record)
+    state.epoch, state.seconds = record["epoch"], state.seconds + record["seconds"] + record["val_seconds"]
+    improved = val_acc > state.best_acc
+    if improved:
+        state.best_acc, state.best_epoch, state.bad_epochs = val_acc, record["epoch"], 0
+        state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in run.shipped.state_dict().items()}
+    else:
+        state.bad_epochs += 1
+    state.done = bool(cfg.patience and state.bad_epochs >= cfg.patience)
+    state.capture(run.model, run.opt, run.sched, run.ema, run.gen)
+    state.save(state_path)
+    log(
+        f"epoch {record['epoch']:3d} | loss {record['train_loss']:.4f} | train acc {record['train_acc']:.4f} "
+        f"| val acc {val_acc:.4f}{' *' if improved else '  '} | lr {record['lr']:.2e} "
+        f"| {record['images'] / record['seconds']:,.0f} img/s | {record['seconds']:.1f}s + {record['val_seconds']:.1f}s"
+    )
+    if state.done:
+        log(f"[train] early stop: no better validation accuracy for {cfg.patience} epochs")
+
+
+def final_report(
+    cfg: TrainConfig,
+    state: TrainState,
+    data: FERData,
+    run: Run,
+    teacher: dict | None,
+    interrupted: bool,
+    log=print,
+) -> RunResult:
+    """Calibrate the best epoch's weights on validation, score validation and (the one look) test,
+    and gather the metrics the model folder records."""
+    log(
+        f"[train] best validation accuracy {state.best_acc:.4f} at epoch {state.best_epoch}; "
+        f"{state.seconds:.1f}s of training and validation in {len(state.history)} epochs"
+    )
+    # On a CPU copy in float32: the numbers any user can reproduce. The temperature and the
+    # "uncertain" threshold are fitted on validation, then measured on test.
+    log("[eval] calibrating on validation, then scoring validation and test, plain and mirrored")
+    raw = MODELS[cfg.model]()
+    raw.load_state_dict(state.best_weights)
+    has_test = data.x_test is not None
+    calibration = calibration_report(
+        predict_logits(raw, data.x_val),
+        data.y_val,
+        predict_logits(raw, data.x_test) if has_test else None,
+        data.y_test,
+    )
+    best = MODELS[cfg.model](
+        temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"]
+    )
+    best.load_state_dict(state.best_weights)
+    best = best.eval()
+    metrics: dict = {"validation": evaluate(best, data.x_val, data.y_val, progress="evaluating validation")}
+    if has_test:  # the one and only test look
+        metrics["test"] = evaluate(best, data.x_test, data.y_test, progress="evaluating test")
+    metrics["calibration"] = calibration
+    history = state.history
+    epoch_seconds = sum(h["seconds"] for h in history)
+    metrics.update(
+        best_epoch=state.best_epoch,
+        epochs_run=len(history),
+        interrupted=interrupted,
+        train_seconds=state.seconds,  # wall clock of all epochs, validation passes included
+        seconds_per_epoch=epoch_seconds / len(history),  # training steps only
+        images_per_second=sum(h["images"] for h in history) / max(epoch_seconds, 1e-9),
+        device=str(run.device),
+        hardware=device_description(run.device),
+        torch_version=torch.__version__,
+        n_train=len(run.X),
+        n_validation=len(data.x_val),
+        n_test=None if data.x_test is None else len(data.x_test),
+        parameters=sum(p.numel() for p in best.parameters()),
+        data_notes=data.notes,
+    )
+    if teacher:
+        metrics["teacher"] = teacher
+    for split in ("validation", "test"):
+        if split in metrics:
+            m = metrics[split]
+            log(
+                f"[eval] {split}: accuracy {m['accuracy']:.4f} (flip TTA {m['accuracy_tta']:.4f}), "
+                f"macro-F1 {m['macro_f1']:.4f}"
+            )
+    log(
+        f"[eval] temperature {calibration['temperature']:.3f}; uncertain below "
+        f"{calibration['uncertain_below']:.3f}"
+        + (
+            f"; test ECE {calibration['test']['ece_before']:.4f} -> {calibration['test']['ece_after']:.4f}"
+            if has_test
+            else ""
+        )
+    )
+    if note := no_signal_note(calibration["temperature"], calibration["uncertain_below"]):
+        log(f"[eval] {note}")
+    return RunResult(best, history, metrics, cfg, data)
