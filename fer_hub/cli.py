@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import FerHubError
 from .labels import EMOTIONS
-from .results import PREDICT_COLUMNS, face_row, write_rows
+from .results import PREDICT_COLUMNS, image_rows, write_rows
 
 __all__ = ["main", "IMAGE_SUFFIXES", "PREDICT_COLUMNS"]
 
@@ -136,10 +136,10 @@ def cmd_predict(args) -> int:
             except ImageError as e:
                 problems.append((str(f), e.reason))
         n_images += len(loaded)
-        for (f, _), result in zip(loaded, predictor.batch([im for _, im in loaded])):
-            for i, face in enumerate(result["faces"]):
-                n_faces += result["face_found"]
-                rows.append(face_row(str(f), i, result, face))
+        results = predictor.batch([im for _, im in loaded], detect=not args.crops)
+        for (f, _), result in zip(loaded, results):
+            n_faces += len(result["faces"])
+            rows += image_rows(str(f), result)
         bar.update(min(args.batch, len(files) - start))
     bar.close()
     if n_images:  # a header alone would pass for an answer
@@ -265,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", metavar="OUT", help="write one object per face to this JSON file")
     s.add_argument(
         "--tta", action="store_true", help="average with the mirrored face (slower, a little more accurate)"
+    )
+    s.add_argument(
+        "--crops",
+        action="store_true",
+        help="the images are face crops (e.g. FER-2013's): classify each whole, without face detection",
     )
     s.add_argument("--batch", type=_at_least_1, default=32, help="images per forward pass (default: 32)")
     s.set_defaults(fn=cmd_predict)

@@ -33,7 +33,7 @@ def annotate(image, result: dict, *, max_side: int | None = 1280) -> Image.Image
     if max_side and max(im.size) > max_side:
         scale = max_side / max(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.BILINEAR)
-    faces = result["faces"] if result["face_found"] else []
+    faces = result["faces"]
     for face in faces:
         if "saliency" in face:
             _overlay(im, face["saliency"], [v * scale for v in face["crop_box"]], face.get("crop_angle", 0.0))

@@ -9,8 +9,9 @@
 Faces are found with `fer_hub.faces.FaceDetector` (RetinaFace by default), levelled on their
 eyes and framed as FER-2013 frames its faces (`fer_hub.align`), and classified in one batch. Probabilities are calibrated (the model's temperature, fitted on
 validation), and a face whose top probability is below the model's `uncertain_below` threshold
-says `"uncertain": True`. When no face is found the whole image is classified and the result
-says `face_found: False`. One Predictor is safe to share between threads.
+says `"uncertain": True`. When no face is found, `faces` is empty and `face_found` False. A
+picture that already is a face crop (a FER-2013 image, a cropped portrait) is classified whole
+with `detect=False`. One Predictor is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -116,17 +117,23 @@ class Predictor:
             model = load_model(path_or_repo_id, **hub_kwargs)
         return cls(model, detector=detector, tta=tta, device=device, backend=backend)
 
-    def __call__(self, image, *, tta: bool | None = None, explain: bool = False) -> ImageResult:
+    def __call__(
+        self, image, *, tta: bool | None = None, explain: bool = False, detect: bool = True
+    ) -> ImageResult:
         """Analyse one image (PIL, numpy RGB/gray uint8 or float, path, bytes, file object).
+
+        `detect=False`: the image is a face crop; it is classified whole, as one face.
 
         `explain=True` adds per face "saliency" (a 48x48 Grad-CAM map in [0, 1], aligned with the
         48x48 crop the network saw), "crop_box" (that crop's square in image pixels, before
         levelling) and "crop_angle" (the rotation that levelled it, in degrees)."""
-        return self.batch([image], tta=tta, explain=explain)[0]
+        return self.batch([image], tta=tta, explain=explain, detect=detect)[0]
 
-    def batch(self, images: Sequence, *, tta: bool | None = None, explain: bool = False) -> list[ImageResult]:
+    def batch(
+        self, images: Sequence, *, tta: bool | None = None, explain: bool = False, detect: bool = True
+    ) -> list[ImageResult]:
         """Analyse many images; all their faces go through the network in one batch."""
-        found = [self.find_faces(im) for im in images]
+        found = [self.find_faces(im, detect=detect) for im in images]
         crops = [crop for *_, face_crops in found for crop in face_crops]
         probs = self.classify(crops, tta=tta)
         maps = self.explain(crops, probs.argmax(-1)) if explain else None
@@ -191,9 +198,12 @@ class Predictor:
         # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
         return (self.model(x).float() / self.temperature).softmax(-1)
 
-    def find_faces(self, image) -> tuple[bool, list[Box], list[tuple[Box, float]], list[Image.Image]]:
+    def find_faces(
+        self, image, *, detect: bool = True
+    ) -> tuple[bool, list[Box], list[tuple[Box, float]], list[Image.Image]]:
         """(face_found, boxes, crop squares with their rotation in degrees, crops) of one image,
-        largest face first; with no face, the whole image as one "face" and face_found False.
+        largest face first; no face: (False, [], [], []). `detect=False`: the whole image is the
+        one face (a crop the caller vouches for).
 
         Faces with landmarks are levelled on their eyes and framed as FER-2013 frames faces
         (`fer_hub.align`); faces without (the Haar detector) are cropped square with a margin."""
@@ -202,11 +212,12 @@ class Predictor:
         rgb, shrunk = shrink(rgb, WORK_SIZE, reducing_gap=3.0)
         scale = 1 / shrunk  # work pixels -> original pixels
         gray = rgb.convert("L")
-        faces = self.detector(rgb)
-        if not faces:
-            # Classify the whole picture (already a face crop, or nothing to find) and say so.
+        if not detect:
             whole = Box(0, 0, W, H)
-            return False, [whole], [(whole, 0.0)], [gray]
+            return True, [whole], [(whole, 0.0)], [gray]
+        faces = self.detector(rgb)
+        if not faces:  # nothing to score: an expression for a coffee cup would be invented
+            return False, [], [], []
         crops, squares = [], []
         for face in faces:
             if face.landmarks is not None:

@@ -17,7 +17,7 @@ from typing import TypedDict
 
 from .labels import EMOTIONS
 
-__all__ = ["FaceResult", "ImageResult", "PREDICT_COLUMNS", "face_row", "write_rows"]
+__all__ = ["FaceResult", "ImageResult", "PREDICT_COLUMNS", "face_row", "image_rows", "write_rows"]
 
 
 class _FaceRequired(TypedDict):
@@ -60,6 +60,14 @@ def face_row(file: str, index: int, result: ImageResult, face: FaceResult) -> di
         "uncertain": face["uncertain"],
         **{e: round(face["probabilities"][e], 6) for e in EMOTIONS},
     }
+
+
+def image_rows(file: str, result: ImageResult) -> list[dict]:
+    """One row per face of `result`; an image without a face gets one row that says so, with
+    no box, label or probabilities (an empty row, not an invented answer)."""
+    if not result["faces"]:
+        return [{**dict.fromkeys(PREDICT_COLUMNS, ""), "file": file, "face_found": False}]
+    return [face_row(file, i, result, face) for i, face in enumerate(result["faces"])]
 
 
 def write_rows(

@@ -87,7 +87,7 @@ class FaceTracker:
         """A Predictor `result` with each face's probabilities replaced by its track's moving
         average, label and "uncertain" recomputed from it, and the track id added: labels that
         do not flicker from frame to frame. A result without faces still counts as a frame."""
-        faces = result["faces"] if result["face_found"] else []
+        faces = result["faces"]
         probs = [np.array([f["probabilities"][e] for e in EMOTIONS]) for f in faces]
         out = []
         for face, track in zip(faces, self.update([f["box"] for f in faces], probs)):
@@ -101,4 +101,4 @@ class FaceTracker:
                     "uncertain": bool(p.max() < uncertain_below),
                 }
             )
-        return {**result, "faces": out if faces else result["faces"]}
+        return {**result, "faces": out}

@@ -303,8 +303,7 @@ class _Batch:
         k = 0
         for index, t, found, frame, scale in self.pending:
             if found is not None:
-                face_found, boxes, _, _ = found
-                boxes = [b.as_list() for b in boxes] if face_found else []
+                boxes = [b.as_list() for b in found[1]]
                 raw = probs[k : k + len(boxes)]
                 k += len(boxes)
                 self._record(index, t, boxes, raw, scale)

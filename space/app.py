@@ -77,9 +77,9 @@ def _predictor(model: str) -> Predictor:
     return PREDICTORS[model]
 
 
-def _run(image_file: str, model: str, explain: bool = False) -> dict:
+def _run(image_file: str, model: str, explain: bool = False, detect: bool = True) -> dict:
     try:
-        return _predictor(model)(image_file, explain=explain)
+        return _predictor(model)(image_file, explain=explain, detect=detect)
     except ImageError as e:  # e.reason: what is wrong, never where the server keeps the upload
         raise refuse(f"Could not read {Path(image_file).name}: {e.reason}.") from None
 
@@ -99,11 +99,11 @@ def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
     return _run(image_file, model)
 
 
-def analyze(image_file: str | None, model: str, explain: bool = False):
+def analyze(image_file: str | None, model: str, explain: bool = False, cropped: bool = False):
     """The Photo tab: boxed image, chart of the largest face, per-face table, summary, JSON."""
     if not image_file:
         return EMPTY
-    result = _run(image_file, model, explain)
+    result = _run(image_file, model, explain, detect=not cropped)
     shown = {**result, "faces": [{k: v for k, v in f.items() if k != "saliency"} for f in result["faces"]]}
     return annotate(image_file, result), chart_data(result), face_rows(result), summary(result), shown
 
@@ -175,6 +175,9 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
                     label="photo or webcam snapshot",
                 )
                 explain = gr.Checkbox(False, label="show where the model looked (Grad-CAM heat map)")
+                cropped = gr.Checkbox(
+                    False, label="the photo is already a cropped face (classify it whole, no face search)"
+                )
             with gr.Column():
                 boxed = gr.Image(label="faces", type="pil", format="png")
                 note = gr.Markdown(EMPTY[3])
@@ -228,8 +231,8 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
 
     # Every way of giving a photo (upload, snapshot, paste, example) and every change of a
     # setting re-runs the analysis.
-    for event in (photo.change, model.change, explain.change):
-        event(analyze, [photo, model, explain], outputs, api_visibility="private")
+    for event in (photo.change, model.change, explain.change, cropped.change):
+        event(analyze, [photo, model, explain, cropped], outputs, api_visibility="private")
     clip_run.click(video, [clip, model], [clip_plot, clip_note, clip_csv], api_name="video")
     cam.stream(
         live,

@@ -34,7 +34,7 @@ CSV_HELP = "CSV, one row per face per analysed frame: frame, time_s, track, box,
 RESULT_HELP = (
     '{"model": str, "face_found": bool, "faces": [{"box": [x, y, w, h] (pixels), "label": str, '
     '"probabilities": {angry, disgust, fear, happy, neutral, sad, surprise: float, calibrated, '
-    'summing to 1}, "uncertain": bool}]}, largest face first'
+    'summing to 1}, "uncertain": bool}]}, largest face first; "faces" is [] when no face is found'
 )
 
 

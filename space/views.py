@@ -126,7 +126,7 @@ def chart_data(result: dict) -> dict[str, float]:
     """All seven probabilities of the largest face, in EMOTIONS order (for a bar chart); empty
     when no face was found: a chart for a whole image that holds no face would be a confident
     answer to a question nobody asked."""
-    if not result["face_found"] or not result["faces"]:
+    if not result["faces"]:
         return {}
     probs = result["faces"][0]["probabilities"]
     return {e: float(probs[e]) for e in EMOTIONS}
@@ -134,8 +134,6 @@ def chart_data(result: dict) -> dict[str, float]:
 
 def face_rows(result: dict) -> list[list]:
     """One table row per face: index, box, label, its probability, uncertain, and all seven."""
-    if not result["face_found"]:
-        return []
     return [
         [
             i + 1,
@@ -160,7 +158,7 @@ NO_FACE_HINT = (
 def summary(result: dict) -> str:
     """What a person reads first: how many faces, the largest one's expression, and what the
     box colours mean."""
-    if not result["face_found"]:
+    if not result["faces"]:
         return NO_FACE_HINT
     faces = result["faces"]
     top = faces[0]
@@ -273,7 +271,7 @@ def video_summary(tracks: list[dict], every: int, fps: float) -> str:
 
 def live_status(result: dict) -> str:
     """One line under the live view: what is in front of the camera right now."""
-    if not result["face_found"]:
+    if not result["faces"]:
         return "No face in view: face the camera, in good light, close enough to fill a tenth of the picture."
     faces = result["faces"]
     top = faces[0]

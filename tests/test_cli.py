@@ -49,8 +49,11 @@ def test_predict_a_folder_writes_one_row_per_face_and_skips_unreadable_files(
         by_file.setdefault(Path(r["file"]).name, []).append(r)
     assert set(by_file) == {"astronaut.jpg", "two.jpg", "blank.png"}
     assert len(by_file["two.jpg"]) == 2 and [r["face"] for r in by_file["two.jpg"]] == ["0", "1"]
-    assert by_file["blank.png"][0]["face_found"] == "False"
+    (blank,) = by_file["blank.png"]  # no face: one row that says so, with nothing invented
+    assert blank["face_found"] == "False" and blank["label"] == "" and blank["happy"] == ""
     for r in rows:
+        if r["face_found"] == "False":
+            continue
         assert sum(float(r[e]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
         assert r["label"] == max(EMOTIONS, key=lambda e: float(r[e]))
     err = capsys.readouterr().err
@@ -319,3 +322,19 @@ def test_a_bug_keeps_its_traceback_while_bad_input_is_one_line(monkeypatch, caps
         main(["predict", str(ASTRONAUT)])
     assert main(["predict", "no-such-photo.jpg"]) == 2  # a user's mistake: one line, code 2
     assert capsys.readouterr().err.strip() == "error: no-such-photo.jpg: no such file or folder"
+
+
+def test_predict_crops_classifies_each_image_whole(tiny_checkpoints, tmp_path):
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # FER-2013-sized gray crops: no detector would find a face in them
+        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(crops / f"{i}.png")
+    out = tmp_path / "crops.csv"
+    model = str(tiny_checkpoints / "custom-cnn")
+    assert main(["predict", str(crops), "--crops", "--csv", str(out), "--model", model]) == 0
+    rows = read_csv(out)
+    assert len(rows) == 3 and all(r["face_found"] == "True" and r["label"] in EMOTIONS for r in rows)
+    assert {(r["x"], r["y"], r["w"], r["h"]) for r in rows} == {("0", "0", "48", "48")}
+    assert main(["predict", str(crops), "--csv", str(out), "--model", model]) == 0  # with detection
+    assert [r["face_found"] for r in read_csv(out)] == ["False"] * 3

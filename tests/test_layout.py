@@ -105,9 +105,9 @@ def test_the_training_loop_reads_in_one_screen():
 def test_the_old_module_names_of_the_training_wing_still_import():
     import fer_hub.calibration
     import fer_hub.train_state
+    from fer_hub.data import load_fer2013
 
     import fer_hub.train
-    from fer_hub.data import load_fer2013
     from fer_hub.training import calibration, data, state
 
     assert fer_hub.calibration is calibration and fer_hub.train_state is state

@@ -57,11 +57,21 @@ def test_two_faces_are_both_found_largest_first(predictor, astronaut):
     assert w0 > w1 and x0 < 512 < x1  # the full-size face first, the smaller one on the right
 
 
-def test_no_face_classifies_the_whole_image_and_says_so(predictor):
+def test_no_face_means_no_faces_not_an_invented_one(predictor):
     result = predictor(np.full((120, 160, 3), 127, np.uint8))
+    assert result == {"model": predictor.name, "face_found": False, "faces": []}
+
+
+def test_a_face_crop_is_classified_whole_when_detection_is_off(predictor, astronaut):
+    *_, (crop,) = predictor.find_faces(astronaut)  # a face crop, as a FER-2013 image is one
+    result = predictor(crop, detect=False)
     check_result(result)
-    assert result["face_found"] is False
-    assert len(result["faces"]) == 1 and result["faces"][0]["box"] == [0, 0, 160, 120]
+    (face,) = result["faces"]
+    assert result["face_found"] is True and face["box"] == [0, 0, *crop.size]
+    expected = predictor.classify([crop])[0].tolist()
+    assert list(face["probabilities"].values()) == pytest.approx(expected, abs=1e-6)
+    wall = np.full((120, 160, 3), 127, np.uint8)
+    assert [len(r["faces"]) for r in predictor.batch([wall, crop], detect=False)] == [1, 1]
 
 
 @pytest.mark.parametrize("kind", ["pil", "gray", "float", "path", "bytes", "file"])
@@ -96,7 +106,8 @@ def test_huge_and_tiny_images(predictor, astronaut):
     x, y, w, h = result["faces"][0]["box"]  # boxes are in the original 10,000 px frame
     assert x < FACE_CENTER[0] * 10_000 / 512 < x + w
     tiny = predictor(np.zeros((1, 1), np.uint8))
-    assert tiny["face_found"] is False and tiny["faces"][0]["box"] == [0, 0, 1, 1]
+    assert tiny["face_found"] is False and tiny["faces"] == []
+    assert predictor(np.zeros((1, 1), np.uint8), detect=False)["faces"][0]["box"] == [0, 0, 1, 1]
 
 
 def test_batch_matches_single_calls(predictor, astronaut):

@@ -536,3 +536,19 @@ def test_deploy_bundles_only_its_allow_list_and_refuses_unfinished_models(tiny_c
     (ckpts / "custom-cnn" / "training_args.json").write_text(json.dumps({"limit": 64}))
     with pytest.raises(ValueError, match=r"custom-cnn is a smoke run \(trained on --limit 64 images\)"):
         deploy.build_bundle(tmp_path / "bundle3", ckpts)
+
+
+def test_a_photo_without_a_face_gets_no_faces_and_a_crop_can_be_classified_whole(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    app, url = served
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(wall)
+    result = Client(url, verbose=False).predict(handle_file(str(wall)), "cnn-model2", api_name="/predict")
+    assert result == {"model": "cnn-model2", "face_found": False, "faces": []}
+    _, chart, rows, note, _ = app.analyze(str(wall), "cnn-model2")
+    assert chart == {} and rows == [] and note.startswith("No face found")
+    crop = tmp_path / "crop.png"
+    Image.open(EXAMPLE).crop((150, 40, 330, 220)).save(crop)  # the astronaut's face, cropped
+    _, chart, rows, note, shown = app.analyze(str(crop), "cnn-model2", False, True)
+    assert len(rows) == 1 and shown["faces"][0]["box"] == [0, 0, 180, 180] and len(chart) == 7
