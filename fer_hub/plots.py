@@ -47,7 +47,7 @@ def plot_tracks(rows: list[dict], path: str | Path, *, max_tracks: int = 6, titl
         for e in EMOTIONS:
             ax.plot(
                 t,
-                [r[f"p_{e}"] for r in mine],
+                [r[e] for r in mine],
                 ".-",
                 ms=3,
                 lw=1.2,

@@ -44,7 +44,7 @@ VIDEO_COLUMNS = [
     "h",
     "label",
     "uncertain",
-    *(f"p_{e}" for e in EMOTIONS),
+    *EMOTIONS,  # smoothed: the same names as `fer-hub predict`'s columns
     *(f"raw_{e}" for e in EMOTIONS),
 ]
 
@@ -332,7 +332,7 @@ class _Batch:
                     **dict(zip("xywh", box)),
                     "label": face["label"],
                     "uncertain": face["uncertain"],
-                    **{f"p_{e}": face["probabilities"][e] for e in EMOTIONS},
+                    **{e: face["probabilities"][e] for e in EMOTIONS},
                     **{f"raw_{e}": float(v) for e, v in zip(EMOTIONS, p_raw)},
                 }
             )

@@ -30,7 +30,10 @@ IMAGE_FILE_HELP = (
     "From Python: handle_file('photo.jpg')."
 )
 VIDEO_FILE_HELP = "A video file (mp4, webm, mov, mkv, avi). From Python: handle_file('clip.mp4')."
-CSV_HELP = "CSV, one row per face per analysed frame: frame, time_s, track, box, label, uncertain, smoothed and raw probabilities"
+CSV_HELP = (
+    "CSV, one row per face per analysed frame: frame, time_s, track, x, y, w, h, label, uncertain, "
+    "the seven smoothed probabilities (angry ... surprise, as in fer-hub predict) and the raw ones (raw_angry ...)"
+)
 RESULT_HELP = (
     '{"model": str, "face_found": bool, "faces": [{"box": [x, y, w, h] (pixels), "label": str, '
     '"probabilities": {angry, disgust, fear, happy, neutral, sad, surprise: float, calibrated, '

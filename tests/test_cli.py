@@ -133,7 +133,7 @@ def test_video_tracks_one_face_with_increasing_times_plot_and_annotated_copy(
     xs = [int(r["x"]) for r in rows]
     assert xs[-1] > xs[0] + 100  # the box follows the face across the frame
     for r in rows:
-        assert sum(float(r[f"p_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
+        assert sum(float(r[e]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
         assert sum(float(r[f"raw_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
     assert Image.open(plot).size[0] > 500
     info = probe(boxed)
@@ -338,3 +338,9 @@ def test_predict_crops_classifies_each_image_whole(tiny_checkpoints, tmp_path):
     assert {(r["x"], r["y"], r["w"], r["h"]) for r in rows} == {("0", "0", "48", "48")}
     assert main(["predict", str(crops), "--csv", str(out), "--model", model]) == 0  # with detection
     assert [r["face_found"] for r in read_csv(out)] == ["False"] * 3
+
+
+def test_predict_and_video_csvs_name_the_probabilities_alike():
+    probabilities = [c for c in PREDICT_COLUMNS if c in EMOTIONS]
+    assert probabilities == list(EMOTIONS) == [c for c in VIDEO_COLUMNS if c in EMOTIONS]
+    assert [c for c in VIDEO_COLUMNS if c.startswith("raw_")] == [f"raw_{e}" for e in EMOTIONS]

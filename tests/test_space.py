@@ -372,7 +372,7 @@ def test_identical_uploads_analysed_at_once_with_different_models_get_their_own_
     def run(model):
         _, _, csv_file = Client(url, verbose=False).predict(handle_file(str(clip)), model, api_name="/video")
         with open(csv_file, newline="") as f:
-            return [(int(r["frame"]), round(float(r["p_happy"]), 6)) for r in csv.DictReader(f)]
+            return [(int(r["frame"]), round(float(r["happy"]), 6)) for r in csv.DictReader(f)]
 
     alone = {m: run(m) for m in models[:2]}  # one request at a time: the reference
     assert alone["cnn-model2"] != alone["custom-cnn"]  # two models: two different answers
