@@ -246,7 +246,7 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
     api_run.click(predict, [api_file, model], api_out, api_name="predict")
 
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
-LAUNCH = {"max_file_size": MAX_UPLOAD_BYTES}  # what launch() needs for the Space's budgets
+LAUNCH = {"max_file_size": MAX_UPLOAD_BYTES, "mcp_server": True}  # budgets; /predict as an MCP tool
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH)

@@ -552,3 +552,29 @@ def test_a_photo_without_a_face_gets_no_faces_and_a_crop_can_be_classified_whole
     Image.open(EXAMPLE).crop((150, 40, 330, 220)).save(crop)  # the astronaut's face, cropped
     _, chart, rows, note, shown = app.analyze(str(crop), "cnn-model2", False, True)
     assert len(rows) == 1 and shown["faces"][0]["box"] == [0, 0, 180, 180] and len(chart) == 7
+
+
+def test_the_space_serves_predict_as_an_mcp_tool_with_a_described_image(served):
+    import asyncio
+
+    pytest.importorskip("mcp")
+    from mcp import ClientSession
+    from mcp.client.sse import sse_client
+
+    _, url = served
+
+    async def list_tools():
+        async with sse_client(url.rstrip("/") + "/gradio_api/mcp/sse") as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return {t.name: t for t in (await session.list_tools()).tools}
+
+    tools = asyncio.run(list_tools())
+    assert set(tools) >= {"predict", "video"}
+    predict = tools["predict"]
+    assert predict.description.startswith("Find the faces in an image and score each on seven expressions")
+    image = predict.inputSchema["properties"]["image_file"]
+    assert image["description"] == "the image to analyse" and predict.inputSchema["required"] == [
+        "image_file"
+    ]
+    assert predict.inputSchema["properties"]["model"]["enum"] == ["cnn-model2", "custom-cnn"]
