@@ -30,15 +30,16 @@ def _save(fig, path: str | Path, title: str = "") -> Path:
 
 
 def plot_tracks(rows: list[dict], path: str | Path, *, max_tracks: int = 6, title: str = "") -> Path:
-    """One panel per tracked face (the `max_tracks` seen longest): its seven smoothed
-    probabilities over time, coloured as the boxes in `fer_hub.draw`."""
+    """One panel per tracked face (the `max_tracks` seen longest; the title says how many were
+    left out): its seven smoothed probabilities over time, coloured as the boxes in `fer_hub.draw`."""
     from .draw import COLORS
     from .labels import EMOTIONS
 
     plt = _pyplot()
-    tracks = sorted({r["track"] for r in rows}, key=lambda t: -sum(r["track"] == t for r in rows))[
-        :max_tracks
-    ]
+    every = sorted({r["track"] for r in rows}, key=lambda t: -sum(r["track"] == t for r in rows))
+    tracks = every[:max_tracks]
+    if len(every) > len(tracks):  # say what is not drawn, rather than let it look like all
+        title = f"{title}\n{len(tracks)} of {len(every)} faces shown: the {len(tracks)} seen longest".strip()
     n = max(1, len(tracks))
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 0.6), sharex=True, squeeze=False)
     for ax, track in zip(axes[:, 0], tracks):

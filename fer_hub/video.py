@@ -321,7 +321,8 @@ class _Batch:
                 {"box": b, "probabilities": dict(zip(EMOTIONS, p.tolist()))} for b, p in zip(boxes, raw)
             ],
         }
-        self.shown = self.tracker.smooth(found_now, self.predictor.uncertain_below)  # as the live webcam does
+        # as the live webcam does; the frame index lets tracks keep up at any stride
+        self.shown = self.tracker.smooth(found_now, self.predictor.uncertain_below, frame=index)
         for face, p_raw in zip(self.shown["faces"], raw):
             box = face["box"] if scale == 1.0 else [round(v / scale) for v in face["box"]]
             self.rows.append(
