@@ -174,7 +174,10 @@ def cmd_video(args) -> int:
         from .plots import plot_tracks
 
         plot_tracks(
-            rows, args.plot, title=f"{Path(args.video).name} ({predictor.name}, every {args.every} frame(s))"
+            rows,
+            args.plot,
+            title=f"{Path(args.video).name} ({predictor.name}, "
+            + ("every frame)" if args.every == 1 else f"every {args.every} frames)"),
         )
     tracks = track_summary(rows)
     seconds = info.duration or rows.decoded / info.fps  # a raw stream states no duration

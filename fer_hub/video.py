@@ -169,7 +169,7 @@ def _frames(
                 else:
                     yield i, t, frame.to_ndarray(format="rgb24"), 1.0
         except av.error.FFmpegError:
-            raise VideoError(f"decoding failed after {i + 1} frame(s)", path) from None
+            raise VideoError(f"decoding failed after {i + 1} frame{'' if i == 0 else 's'}", path) from None
 
 
 class _Writer:
