@@ -13,11 +13,19 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, get_args, get_origin, get_type_hints
 
 from .labels import EMOTIONS
 
-__all__ = ["FaceResult", "ImageResult", "PREDICT_COLUMNS", "face_row", "image_rows", "write_rows"]
+__all__ = [
+    "FaceResult",
+    "ImageResult",
+    "PREDICT_COLUMNS",
+    "face_row",
+    "image_rows",
+    "write_rows",
+    "json_schema",
+]
 
 
 class _FaceRequired(TypedDict):
@@ -89,3 +97,29 @@ def write_rows(
         finally:
             if csv_path:
                 out.close()
+
+
+def json_schema(kind: type = ImageResult, required_only: bool = True) -> dict:
+    """JSON Schema of a result TypedDict (for API docs and tool descriptions), written from
+    the TypedDicts above so the schema is never a second copy."""
+    simple = {
+        str: {"type": "string"},
+        bool: {"type": "boolean"},
+        int: {"type": "integer"},
+        float: {"type": "number"},
+    }
+    if kind in simple:
+        return simple[kind]
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is list:
+        return {"type": "array", "items": json_schema(args[0], required_only)}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": json_schema(args[1], required_only)}
+    hints = get_type_hints(kind)
+    names = sorted(kind.__required_keys__) if required_only else list(hints)
+    names = [n for n in hints if n in names]  # in declaration order
+    return {
+        "type": "object",
+        "properties": {n: json_schema(hints[n], required_only) for n in names},
+        "required": names,
+    }

@@ -10,10 +10,12 @@ import logging
 from pathlib import Path
 
 import gradio as gr
+from gradio_client import handle_file
 from PIL import Image, UnidentifiedImageError
 from views import MAX_IMAGE_PIXELS
 
 from fer_hub.images import CORRUPT_IMAGE, NOT_AN_IMAGE, ImageError, check_size, too_large
+from fer_hub.results import json_schema
 
 log = logging.getLogger("fer_hub.space")
 
@@ -28,6 +30,10 @@ def refuse(message: str) -> gr.Error:
 IMAGE_FILE_HELP = (
     "An image file with one or more faces (JPEG, PNG, WebP, GIF, BMP or TIFF; any size). "
     "From Python: handle_file('photo.jpg')."
+)
+# A public-domain portrait (NASA, as shipped with scikit-image): the API page's example runs as is.
+EXAMPLE_PHOTO_URL = (
+    "https://raw.githubusercontent.com/scikit-image/scikit-image/main/skimage/data/astronaut.png"
 )
 VIDEO_FILE_HELP = "A video file (mp4, webm, mov, mkv, avi). From Python: handle_file('clip.mp4')."
 CSV_HELP = (
@@ -68,12 +74,19 @@ class PhotoInput(gr.Image):
 
 # Gradio reads each component class's source, so these are written out, not made by a factory.
 class ImageFileInput(gr.File):
-    """gr.File whose API description says what to send, not gradio's FileData docstring."""
+    """gr.File whose API description says what to send, not gradio's FileData docstring, and
+    whose "Use via API" example sends a photo of a face (gr.File's own sends a PDF)."""
 
     is_template = True
 
     def api_info(self):
         return {**super().api_info(), "additional_description": IMAGE_FILE_HELP}
+
+    def example_payload(self):
+        return handle_file(EXAMPLE_PHOTO_URL)
+
+    def example_value(self):
+        return EXAMPLE_PHOTO_URL
 
 
 class VideoInput(gr.Video):
@@ -95,9 +108,10 @@ class CsvFileOutput(gr.File):
 
 
 class ResultJSON(gr.JSON):
-    """gr.JSON whose API description is the schema of the result."""
+    """gr.JSON whose API description is the schema of the result: typed (from
+    `fer_hub.results`), not "Any"."""
 
     is_template = True
 
     def api_info(self):
-        return {**super().api_info(), "description": RESULT_HELP}
+        return {**json_schema(), "description": RESULT_HELP}

@@ -277,3 +277,15 @@ def test_full_fer2013_from_shared_folder(shared_fer):
     assert (
         counts.tolist()[EMOTIONS.index("happy")] == 7215 and counts.tolist()[EMOTIONS.index("disgust")] == 436
     )
+
+
+def test_a_dataset_folder_that_is_not_there_says_where_fer2013_comes_from(tmp_path):
+    from fer_hub.errors import NotFoundError
+    from fer_hub.training.data import DEFAULT_DATASET
+
+    missing = "../no-such-checkout/fer2013"  # as on a fresh clone without ../shared
+    with pytest.raises(NotFoundError) as err:
+        load_fer2013(missing, log=lambda *_: None)
+    message = str(err.value)
+    assert message.startswith(f"{missing}: no such folder") and DEFAULT_DATASET in message
+    assert message.count(missing) == 1  # not offered back as the fix

@@ -43,6 +43,12 @@ def test_the_api_lists_only_predict_with_named_and_described_parameters(served):
     assert "The FileData class" not in json.dumps(api)  # no pasted library docstring, on any endpoint
     assert [r["label"] for r in ep["returns"]] == ["result"]
     assert "uncertain" in ep["returns"][0]["python_type"]["description"]
+    assert ep["returns"][0]["python_type"]["type"] == (  # typed, not "Any"
+        "dict(model: str, face_found: bool, faces: list[dict(box: list[int], label: str, "
+        "probabilities: dict(str, float), uncertain: bool)])"
+    )
+    example = ep["parameters"][0]["example_input"]["path"]  # "Use via API" sends a photo, not a PDF
+    assert example.endswith("/skimage/data/astronaut.png")
 
 
 def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(served, tmp_path):

@@ -235,7 +235,8 @@ def test_push_with_a_token_the_hub_refuses_fails_before_any_training(monkeypatch
 def test_bad_dataset_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
     assert main(["--dataset", str(tmp_path / "missing"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: could not load dataset") and "Traceback" not in err
+    assert err.startswith(f"error: {tmp_path / 'missing'}: no such folder") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from ..cache import default_cache_dir
-from ..errors import InputError
+from ..errors import InputError, NotFoundError
 from ..labels import EMOTIONS, KAGGLE_ORDER, label_mapping
 from ..preprocess import IMAGE_SIZE, to_gray48
 
@@ -129,6 +129,8 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
     import datasets  # imported here: `fer_hub` inference must not need it
 
     local = Path(id_or_path).exists()
+    if not local and _looks_like_a_path(str(id_or_path)):
+        raise NotFoundError(f"{id_or_path}: no such folder. {WHERE_FER2013}")
     if local:
         revision = None  # a local folder is what it is; revisions name Hub commits
         _check_local_layout(Path(id_or_path))
@@ -141,8 +143,7 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
         hint = (
             "Check that its parquet files are whole (data/train-*.parquet, ...)"
             if local  # the example below would send them back to the same folder
-            else "Pass a Hub dataset id you can reach, or a local folder laid out like one "
-            "(data/train-*.parquet, ...), e.g. --dataset ../shared/fer2013"
+            else f"Pass --dataset a Hub dataset id you can reach (online) or a local folder. {WHERE_FER2013}"
         )
         raise InputError(
             f"could not load dataset {id_or_path!r} with datasets.load_dataset: {type(e).__name__}: {e}\n{hint}"
@@ -179,6 +180,18 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
 
 _DATA_SUFFIXES = (".parquet", ".arrow", ".csv", ".json", ".jsonl")
 _SPLIT_DIRS = {alias for aliases in _SPLIT_NAMES.values() for alias in aliases}
+
+
+# Where the data for training, calibration and `export --dataset` comes from, said once.
+WHERE_FER2013 = (
+    f"FER-2013 is on the Hugging Face Hub as {DEFAULT_DATASET} (the default; it downloads once, "
+    "online), or give a local folder laid out like a Hub dataset repo (data/train-*.parquet, ...)"
+)
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A local path, not a Hub id ORG/NAME: starts with . / ~, or has more than one slash."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
 
 
 def _looks_like_dataset_repo(folder: Path) -> bool:
