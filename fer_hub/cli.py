@@ -230,7 +230,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from .training.calibrate import main as calibrate_main
+    from .training.cli import calibrate_main
 
     return calibrate_main(
         [args.folder, "--dataset", args.dataset] + (["--revision", args.revision] if args.revision else [])

@@ -344,3 +344,10 @@ def test_predict_and_video_csvs_name_the_probabilities_alike():
     probabilities = [c for c in PREDICT_COLUMNS if c in EMOTIONS]
     assert probabilities == list(EMOTIONS) == [c for c in VIDEO_COLUMNS if c in EMOTIONS]
     assert [c for c in VIDEO_COLUMNS if c.startswith("raw_")] == [f"raw_{e}" for e in EMOTIONS]
+
+
+def test_calibrate_runs_the_training_wings_command(tmp_path, capsys):
+    assert main(["calibrate", str(tmp_path), "--dataset", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path}: no config.json; give a model folder written by train_hub.py"
+    )
