@@ -13,7 +13,14 @@ __all__ = ["FerHubError", "InputError", "NotFoundError", "AccessError", "RunErro
 
 
 class FerHubError(Exception):
-    """Bad input from a user (a file, a folder, a setting, a model); the message says the fix."""
+    """Bad input from a user (a file, a folder, a setting, a model); the message says the fix.
+
+    `reason` is the why alone and `source` (optional) the input it is about; the message is
+    "source: reason". A server shows `reason` without revealing where it keeps an upload."""
+
+    def __init__(self, reason: str, source: object = None) -> None:
+        self.reason, self.source = reason, source
+        super().__init__(f"{source}: {reason}" if source else reason)
 
 
 class InputError(FerHubError, ValueError):

@@ -26,14 +26,7 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageError(InputError):
-    """The input could not be read as an image; the message says which input and why.
-
-    `reason` is the why alone: a server shows it to a user without revealing where it keeps
-    their upload."""
-
-    def __init__(self, reason: str, source: str | None = None) -> None:
-        self.reason, self.source = reason, source
-        super().__init__(f"{source}: {reason}" if source else reason)
+    """The input could not be read as an image; the message says which input and why."""
 
 
 def load_image(src, *, mode: str = "L", name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:

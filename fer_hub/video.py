@@ -50,14 +50,8 @@ VIDEO_COLUMNS = [
 
 
 class VideoError(InputError):
-    """The file could not be read as a video; the message says which file and why.
-
-    `reason` is the why alone, written by fer_hub (never a library's message, which may hold
-    paths): a server shows it to a user without revealing where it keeps their upload."""
-
-    def __init__(self, reason: str, source: str | os.PathLike | None = None) -> None:
-        self.reason, self.source = reason, source
-        super().__init__(f"{source}: {reason}" if source else reason)
+    """The file could not be read as a video; the message says which file and why (`reason`
+    is in fer_hub's own words, never a library's message, which may hold paths)."""
 
 
 @dataclass

@@ -29,6 +29,7 @@ from components import (  # noqa: E402
     PhotoInput,
     ResultJSON,
     VideoInput,
+    cannot_read,
     refuse,
 )
 from views import (  # noqa: E402
@@ -81,7 +82,7 @@ def _run(image_file: str, model: str, explain: bool = False, detect: bool = True
     try:
         return _predictor(model)(image_file, explain=explain, detect=detect)
     except ImageError as e:  # e.reason: what is wrong, never where the server keeps the upload
-        raise refuse(f"Could not read {Path(image_file).name}: {e.reason}.") from None
+        raise cannot_read(image_file, e.reason) from None
 
 
 def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
@@ -151,7 +152,7 @@ def video(video_file: str | None, model: str, progress=gr.Progress()):
             ),
         )
     except VideoError as e:  # e.reason: what is wrong, never where the server keeps the upload
-        raise refuse(f"Could not read {Path(video_file).name}: {e.reason}.") from None
+        raise cannot_read(video_file, e.reason) from None
     return str(plot), note, str(csv_file)
 
 

@@ -27,6 +27,11 @@ def refuse(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def cannot_read(name: str, reason: str) -> gr.Error:
+    """`refuse` for an upload that cannot be used: the same words at every door."""
+    return refuse(f"Could not read {Path(name).name}: {reason}.")
+
+
 IMAGE_FILE_HELP = (
     "An image file with one or more faces (JPEG, PNG, WebP, GIF, BMP or TIFF; any size). "
     "From Python: handle_file('photo.jpg')."
@@ -56,20 +61,20 @@ class PhotoInput(gr.Image):
     is_template = True
 
     def preprocess(self, payload):
-        name = Path(payload.orig_name or "the upload").name if payload is not None else "the upload"
+        name = (payload.orig_name if payload is not None else None) or "the upload"
         try:
             if payload is not None and payload.path:
                 with Image.open(payload.path) as im:  # the header only: refuse before decoding
                     check_size(*im.size, MAX_IMAGE_PIXELS)
             return super().preprocess(payload)
         except ImageError as e:
-            raise refuse(f"Could not read {name}: {e.reason}.") from None
+            raise cannot_read(name, e.reason) from None
         except Image.DecompressionBombError:
-            raise refuse(f"Could not read {name}: {too_large(MAX_IMAGE_PIXELS)}.") from None
+            raise cannot_read(name, too_large(MAX_IMAGE_PIXELS)) from None
         except UnidentifiedImageError:
-            raise refuse(f"Could not read {name}: {NOT_AN_IMAGE}.") from None
+            raise cannot_read(name, NOT_AN_IMAGE) from None
         except (OSError, ValueError, SyntaxError, EOFError):  # what PIL raises for a damaged file
-            raise refuse(f"Could not read {name}: {CORRUPT_IMAGE}.") from None
+            raise cannot_read(name, CORRUPT_IMAGE) from None
 
 
 # Gradio reads each component class's source, so these are written out, not made by a factory.
