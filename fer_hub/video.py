@@ -237,6 +237,12 @@ def analyze_video(
         unit="frame",
         disable=None if progress is None else not progress,  # None: a bar on terminals only
     )
+
+    def flush() -> None:
+        bar.update(batch.flush())
+        if on_progress:
+            on_progress(rows.decoded, expected)
+
     start = time.monotonic()
     try:
         for index, t, frame, scale in _frames(path, work_size, max_pixels):
@@ -248,12 +254,8 @@ def analyze_video(
                 break
             batch.add(index, t, frame, scale, analyse=index % every == 0)
             if batch.analysed >= chunk:
-                bar.update(batch.flush())
-                if on_progress:
-                    on_progress(rows.decoded, expected)
-        bar.update(batch.flush())
-        if on_progress:
-            on_progress(rows.decoded, expected)
+                flush()
+        flush()
     finally:
         bar.close()
         batch.close()

@@ -21,7 +21,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # this script ships the repo's fer_hub, installed or not
 from fer_hub.errors import FerHubError, InputError, NotFoundError  # noqa: E402
 from fer_hub.models import SHIPPED_MODELS  # noqa: E402
-from fer_hub.training.hub import check_can_push, push_folder  # noqa: E402
+from fer_hub.training.hub import NOT_UPLOADED, check_can_push, push_folder  # noqa: E402
 
 # The bundle is built from these lists alone: nothing else in the folders (a stray .env, a smoke
 # run, a training state, caches) can reach a public Space.
@@ -87,7 +87,7 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
 
 def _check_finished(folder: Path) -> None:
     """A model folder fit to serve: not a run in progress, not a smoke run, not interrupted."""
-    if any(folder.glob("*training_state.pt*")):
+    if any(match for pattern in NOT_UPLOADED for match in folder.glob(pattern)):
         raise InputError(f"{folder} holds a training state: the run there has not finished")
     args_file, metrics_file = folder / "training_args.json", folder / "metrics.json"
     args = json.loads(args_file.read_text()) if args_file.is_file() else {}

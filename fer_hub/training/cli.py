@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def calibrate_main(argv: list[str] | None = None) -> int:
-
     p = argparse.ArgumentParser(
         prog="fer-hub calibrate",
         description="Fit the temperature and the 'uncertain' threshold of a trained model folder on "

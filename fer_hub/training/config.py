@@ -207,25 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
         meta = f.metadata
         if not meta["group"]:
             continue
-        group = groups.get(meta["group"]) or groups.setdefault(
-            meta["group"], p.add_argument_group(meta["group"])
-        )
-        help_text = (
-            meta["help"].replace("{recipes}", _by_recipe(f.name))
-            if "{recipes}" in meta["help"]
-            else meta["help"]
-        )
-        group.add_argument(_flag(f.name), default=None, help=help_text, **meta["argparse"])
+        if meta["group"] not in groups:
+            groups[meta["group"]] = p.add_argument_group(meta["group"])
+        help_text = meta["help"].replace("{recipes}", _by_recipe(f.name))
+        groups[meta["group"]].add_argument(_flag(f.name), default=None, help=help_text, **meta["argparse"])
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Defaults, then the recipe's values, then every flag the user actually gave."""
-    values = {
-        **asdict(TrainConfig()),
-        **RECIPES[args.recipe or "reference"],
-        "recipe": args.recipe or "reference",
-    }
+    defaults = asdict(TrainConfig())
+    recipe = args.recipe or defaults["recipe"]
+    values = {**defaults, **RECIPES[recipe], "recipe": recipe}
     for f in fields(TrainConfig):
         given = getattr(args, f.name, None)
         if given is not None:

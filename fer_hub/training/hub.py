@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 
 from ..errors import AccessError, InputError
+from .state import STATE_FILE, TEMP_PREFIX
 
 __all__ = ["check_can_push", "push_folder", "NOT_UPLOADED"]
 
 # A run's resumable training state (and its temp file mid-write) is scratch space, not the model.
-NOT_UPLOADED = ["training_state.pt", ".training_state.pt.tmp*"]
+NOT_UPLOADED = [STATE_FILE, f"{TEMP_PREFIX}*"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 

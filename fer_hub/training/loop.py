@@ -313,7 +313,7 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
             if run.device.type == "cuda":
                 torch.cuda.synchronize()
             train_seconds = time.perf_counter() - t0
-            record = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=int(correct) / seen, lr=lr_now, seconds=train_seconds, images=seen)  # fmt: skip
+            record = dict(epoch=epoch, train_loss=loss_sum.item() / seen, train_acc=int(correct) / seen, val_acc=None, lr=lr_now, seconds=train_seconds, val_seconds=None, images=seen)  # fmt: skip
             end_epoch(run, state, record, data, state_path, log)
     except KeyboardInterrupt:
         interrupted = True
@@ -348,8 +348,9 @@ def end_epoch(run: Run, state: TrainState, record: dict, data: FERData, state_pa
     autocast_dtype = torch.bfloat16 if run.use_bf16 else None
     val_pred = predict_proba(run.shipped, data.x_val, device=run.device, autocast_dtype=autocast_dtype)
     val_acc = float((val_pred.argmax(-1) == data.y_val).float().mean())
-    record.update(val_acc=val_acc, val_seconds=time.perf_counter() - t0)
-    record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "val_acc", "lr", "seconds", "val_seconds", "images")}  # fmt: skip
+    record.update(
+        val_acc=val_acc, val_seconds=time.perf_counter() - t0
+    )  # in place: the keys keep their order
     state.history.append(record)
     state.epoch, state.seconds = record["epoch"], state.seconds + record["seconds"] + record["val_seconds"]
     improved = val_acc > state.best_acc
