@@ -2,6 +2,7 @@
 
     python benchmarks/bench_faces.py --dataset ../shared/fer2013
     python benchmarks/bench_faces.py --dataset ../shared/fer2013 --sweep     # + RetinaFace score sweep
+    python benchmarks/bench_faces.py --big-only     # only the big photos (no FER-2013 needed)
 
 Scenes (640x480 RGB, built here, seeded), pasted on face-free photos from scikit-image:
 - portraits: colour head-and-shoulders squares of the two portraits that install with the
@@ -13,6 +14,11 @@ Scenes (640x480 RGB, built here, seeded), pasted on face-free photos from scikit
   three-face scenes;
 - the two example photos, and 20 face-free scenes (scikit-image's photos and textures, a cat
   among them).
+Big photos (4000x3000, for the tiled pass; seeded): one colour portrait with a face 50, 55 or 60
+px wide on a mosaic of the backgrounds above at their probe size (a photo's fine texture
+everywhere, not one photo blown up); face-free mosaics and face-free photos enlarged to 4000x3000,
+and two 4000x4000 mosaics, which take the most tiles there can be; and the two example photos
+enlarged to 4000 px wide, ordinary photos whose face an early pass finds.
 A face counts as found when a detection's centre lies inside its square and the detection's area
 is 15-250% of the square's (a FER-2013 crop is tighter than a detector's box, which takes in the
 forehead and chin); any other detection is a false positive. End-to-end accuracy
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -265,8 +272,125 @@ class _CountSizes:
         return getattr(self.net, name)
 
 
+BIG_W, BIG_H = 4000, 3000
+BIG_FACE_WIDTHS = (50, 55, 60)
+HEAD_PER_FACE = 1.84  # a portrait square's side per face width (`portraits`)
+
+
+def _mosaic(rng: np.random.Generator, width: int = BIG_W, height: int = BIG_H) -> Image.Image:
+    """A face-free `width` x `height` scene: the background photos at their probe size, in a seeded
+    order, half of them mirrored."""
+    photos = {name: _photo(name) for name in BACKGROUNDS}
+    scene = Image.new("RGB", (width, height))
+    for y in range(0, height, H):
+        for x in range(0, width, W):
+            tile = photos[BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]]
+            scene.paste(ImageOps.mirror(tile) if rng.random() < 0.5 else tile, (x, y))
+    return scene
+
+
+def big_scenes(seed: int = 0) -> Iterator[Scene]:
+    """Big photos, one at a time (each holds 36-48 MB): a small face on a mosaic; face-free ones;
+    the example photos enlarged."""
+    rng = np.random.default_rng(seed)
+    heads = portraits()
+    for width in BIG_FACE_WIDTHS:
+        for k in range(2 * len(heads)):
+            scene = _mosaic(rng)
+            size = round(width * HEAD_PER_FACE)
+            cx, cy = int(rng.integers(size, BIG_W - size)), int(rng.integers(size, BIG_H - size))
+            box = _paste_photo(scene, heads[k % len(heads)], size, cx, cy, 0)
+            yield Scene(f"portrait{k % len(heads)}", f"{width} px face, 4000x3000", scene, [(box, -1, None)])
+    for k in range(6):
+        yield Scene(f"mosaic{k}", "no face, 4000x3000", _mosaic(rng))
+    for name in FACE_FREE[:6]:
+        yield Scene(
+            name, "no face, 4000x3000", _photo(name).resize((BIG_W, BIG_H), Image.Resampling.BILINEAR)
+        )
+    for k in range(2):
+        yield Scene(f"square{k}", "no face, 4000x4000", _mosaic(rng, BIG_W, BIG_W))
+    for name, boxes in (
+        ("astronaut.jpg", [(176, 56, 98, 120)]),
+        ("two_faces.jpg", [(176, 56, 98, 120), (750, 56, 98, 120)]),
+    ):
+        photo = Image.open(ROOT / "space" / "examples" / name).convert("RGB")
+        f = BIG_W / photo.width
+        photo = photo.resize((BIG_W, round(photo.height * f)), Image.Resampling.BICUBIC)
+        yield Scene(
+            name, "example photo at 4000 px", photo, [(tuple(v * f for v in b), -1, None) for b in boxes]
+        )
+
+
+def big_photos() -> None:
+    """Recall, false positives, time and detector calls on the big photos, with and without the
+    tiled pass; then the tiled pass's own cost per megapixel and its cap."""
+    from fer_hub.faces import WORK_SIZE, RetinaFaceDetector, shrink_array, tile_grid
+
+    detectors = {"default": RetinaFaceDetector(), "no tiled pass": RetinaFaceDetector(tiled=False)}
+    for det in detectors.values():
+        det.net = _CountSizes(det.net)
+    # (condition, detector) -> faces, hits, false positives, seconds, calls
+    stats: dict[tuple[str, str], list] = {}
+    # one face-free photo of each size, to time the tiled pass alone
+    face_free: dict[tuple[int, int], np.ndarray] = {}
+    n = 0
+    for scene in big_scenes():
+        n += 1
+        if not scene.faces:
+            face_free.setdefault(scene.image.size, np.asarray(scene.image))
+        for name, det in detectors.items():
+            det.net.sizes.clear()
+            t0 = time.perf_counter()
+            found = det(scene.image)
+            seconds = time.perf_counter() - t0
+            boxes = [f.box.as_list() for f in found]
+            used = set()
+            for gt, _, _ in scene.faces:
+                j = next((j for j, b in enumerate(boxes) if j not in used and _match(b, gt)), None)
+                if j is not None:
+                    used.add(j)
+            st = stats.setdefault((scene.condition, name), [0, 0, 0, [], []])
+            st[0] += len(scene.faces)
+            st[1] += len(used)
+            st[2] += len(boxes) - len(used)
+            st[3].append(seconds)
+            st[4].append(len(det.net.sizes))
+    conditions = list(dict.fromkeys(c for c, _ in stats))
+    print(
+        f"\nbig photos: {n} scenes (per condition: recall or false positives, median ms, median detector calls)"
+    )
+    print(f"{'condition':28s} {'n':>3s}" + "".join(f" | {name:>32s}" for name in detectors))
+    for cond in conditions:
+        cells = []
+        for name in detectors:
+            faces, hits, fp, times, calls = stats[cond, name]
+            found = f"recall {hits / faces:4.2f}, FP {fp}" if faces else f"FP {fp}"
+            cells.append(f"{found}, {1000 * np.median(times):5.0f} ms, {np.median(calls):4.1f} calls")
+        print(f"{cond:28s} {len(stats[cond, 'default'][3]):3d}" + "".join(f" | {c:>32s}" for c in cells))
+    det = detectors["default"]
+    for (w, h), rgb in face_free.items():
+        det._tiles(rgb)  # warm-up: the first run at a new tile shape builds its anchors
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            det._tiles(rgb)
+            times.append(time.perf_counter() - t0)
+        wh, ww = shrink_array(rgb, WORK_SIZE)[0].shape[:2]
+        tiles = tile_grid(wh, det.full_size) * tile_grid(ww, det.full_size)
+        ms = 1000 * float(np.median(times))
+        print(
+            f"tiled pass alone, face-free {w}x{h} photo: {tiles} tiles of {det.full_size} px on its {ww}x{wh} "
+            f"copy, {ms:.0f} ms (median of 5) = {ms / (ww * wh / 1e6):.0f} ms per megapixel of that copy, "
+            f"{ms / tiles:.0f} ms a tile"
+        )
+    print(
+        f"cap: {tile_grid(WORK_SIZE, det.full_size) ** 2} tiles (the tiled pass searches a photo at up to "
+        f"{WORK_SIZE} px on its longer side)"
+    )
+
+
 def full_pass_share(scenes: list[Scene]) -> None:
-    """How often the default detector pays for the full-size pass on photos whose face the fast
+    """How often the default detector pays for the 640 px pass on photos whose face the fast
     pass could find (one portrait of 55 px or more, and the example photos)."""
     from fer_hub.faces import RetinaFaceDetector
 
@@ -283,7 +407,7 @@ def full_pass_share(scenes: list[Scene]) -> None:
         det(s.image)
         full += max(det.net.sizes) > det.detect_size
     print(
-        f"\ndefault detector: full-size pass taken on {full} of {len(big)} scenes with one 55 px or larger "
+        f"\ndefault detector: 640 px pass taken on {full} of {len(big)} scenes with one 55 px or larger "
         f"face (portraits of 200 and 100 px heads, the example photos)"
     )
 
@@ -296,12 +420,16 @@ def main() -> None:
         "--model", default=str(ROOT / "space" / "checkpoints" / "custom-cnn"), help="for end-to-end accuracy"
     )
     p.add_argument("--sweep", action="store_true", help="also sweep RetinaFace's score threshold")
+    p.add_argument("--big-only", action="store_true", help="only the big photos (no FER-2013 needed)")
     args = p.parse_args()
+    torch.set_num_threads(2)
+    if args.big_only:
+        big_photos()
+        return
     from fer_hub.faces import HaarDetector, RetinaFaceDetector
     from fer_hub.predict import Predictor
     from fer_hub.training.data import load_fer2013
 
-    torch.set_num_threads(2)
     data = load_fer2013(args.dataset, log=lambda *_: None)
     scenes = build_scenes(data, args.faces)
     count = {c: sum(s.condition == c for s in scenes) for c in MULTI}
@@ -316,12 +444,17 @@ def main() -> None:
     model_ok = (Path(args.model) / "model.safetensors").is_file()
     detectors = {
         "haar @320": HaarDetector(),
-        "retinaface @320 only": RetinaFaceDetector(full_size=320, tilts=()),
-        "retinaface @320, then @640 if none": RetinaFaceDetector(hint=1.0, tilts=()),
-        "retinaface @320, then @640 if none or doubtful (hint 0.2)": RetinaFaceDetector(hint=0.2, tilts=()),
-        "retinaface @320, then @640 if none or doubtful (hint 0.025)": RetinaFaceDetector(tilts=()),
-        "  + tilted passes (+-25) if still none (default)": RetinaFaceDetector(),
-        "retinaface @640": RetinaFaceDetector(detect_size=640, tilts=()),
+        "retinaface @320 only": RetinaFaceDetector(full_size=320, tilts=(), tiled=False),
+        "retinaface @320, then @640 if none": RetinaFaceDetector(hint=1.0, tilts=(), tiled=False),
+        "retinaface @320, then @640 if none or doubtful (hint 0.2)": RetinaFaceDetector(
+            hint=0.2, tilts=(), tiled=False
+        ),
+        "retinaface @320, then @640 if none or doubtful (hint 0.025)": RetinaFaceDetector(
+            tilts=(), tiled=False
+        ),
+        "  + tilted passes (+-25) if still none": RetinaFaceDetector(tiled=False),
+        "  + tiled pass at up to 2048 px if still none (default)": RetinaFaceDetector(),
+        "retinaface @640": RetinaFaceDetector(detect_size=640, tilts=(), tiled=False),
     }
     results = {}
     for name, det in detectors.items():
@@ -356,6 +489,7 @@ def main() -> None:
             f"(acc e2e: {args.model} on the crops the Predictor makes of the found faces; acc crop: on their original 48x48)"
         )
     full_pass_share(scenes)
+    big_photos()
     if args.sweep:
         print("\nRetinaFace score threshold (default two-pass detector):")
         for t in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9):

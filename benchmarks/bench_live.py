@@ -7,8 +7,9 @@ Each viewer is a thread feeding the Space's own `live()` handler (space/app.py: 
 classification, tracking and smoothing, boxes drawn, the bar chart's table) 640x480 webcam frames
 back to back, then encoding the output image as JPEG as gradio does for the live tab. Frames: the
 astronaut's head and shoulders drifting across a gray frame (a face in view), and the same frame
-with no face. The browser asks for a frame every 0.15 s (`stream_every`), so 6.7 frames/s per
-viewer is all a stream can use; the headroom column says how far above that the server is.
+with no face. The browser asks for a frame every LIVE_STREAM_EVERY seconds (space/views.py), so
+that many frames/s per viewer is all a stream can use; the headroom column says how far above
+that the server is. What a viewer sees in the browser: bench_live_browser.py.
 Model: `--model` (default: the Space's default), shipped when it is, else randomly initialised
 (speed does not depend on the weights). Stop any training run first: it shares the cores.
 """
@@ -28,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_video import head_patch, model_folder  # the video benchmark's head and model folders
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-STREAM_EVERY = 0.15  # space/app.py's cam.stream(stream_every=...)
 
 
 def frames(n: int, face: bool) -> list[np.ndarray]:
@@ -57,13 +58,14 @@ def load_app(sources: str):
 
 def viewer(app, model: str, stream: list[np.ndarray]) -> tuple[list[float], int]:
     """Feed one viewer's frames through the handler; per-frame seconds and frames with a box."""
-    tracker, times, boxed = None, [], 0
+    session, times, boxed = None, [], 0
     for frame in stream:
         t0 = time.perf_counter()
-        image, _bars, status, tracker = app.live(frame, model, tracker)
-        image.save(io.BytesIO(), format="JPEG")  # gradio's postprocess for format="jpeg"
+        image, _chart, _status, session = app.live(frame, model, session)
+        if isinstance(image, Image.Image):  # not an unchanged picture, which is not sent again
+            image.save(io.BytesIO(), format="JPEG")  # gradio's postprocess for format="jpeg"
         times.append(time.perf_counter() - t0)
-        boxed += not status.startswith("No face")
+        boxed += not session.status.startswith("No face")
     return times, boxed
 
 
@@ -82,7 +84,7 @@ def main() -> None:
             f"space/app.py with {model} ({app.PREDICTORS[model].backend} classifier), "
             f"640x480 frames, JPEG out"
         )
-        cap = 1 / STREAM_EVERY
+        cap = 1 / app.LIVE_STREAM_EVERY
         print(f"{'scene':8s} {'viewers':>7s} {'ms/frame p50':>12s} {'p95':>6s} {'frames/s per viewer':>20s} "
               f"{'total':>6s} {'headroom':>8s} {'boxed':>6s}")  # fmt: skip
         for face in (True, False):

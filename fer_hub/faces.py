@@ -5,8 +5,10 @@ Two detectors, both offline:
   five landmarks, so `Predictor` can level each face on its eyes and frame it as FER-2013 does
   (`fer_hub.align`). A fast pass runs on a copy `detect_size` pixels on its longer side; when it
   finds nothing, or a weak candidate (often a face too small to be sure of there, beside a near
-  one it did find), a second pass at `full_size` looks for small faces. Thresholds and sizes were
-  chosen on the probe scenes of `benchmarks/bench_faces.py`.
+  one it did find), a second pass at `full_size` looks for small faces. When still nothing, the
+  `full_size` copy is searched rotated, and then the photo itself, at up to `WORK_SIZE`, in
+  overlapping `full_size` tiles (small faces in big photos). Thresholds and sizes were chosen on
+  the probe scenes of `benchmarks/bench_faces.py`.
 - `haar`: OpenCV's frontal-face cascade (its XML ships inside opencv-python-headless 4.x), boxes
   only; faces are then cropped square with a margin.
 
@@ -16,13 +18,17 @@ pixel coordinates of the image they were given.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from .retinaface import Detection
 
 __all__ = [
     "Box",
@@ -37,6 +43,7 @@ __all__ = [
     "shrink_array",
     "crop_square",
     "WORK_SIZE",
+    "tile_grid",
 ]
 
 # Detection and cropping never need more than this many pixels on the longer side; bigger
@@ -73,7 +80,9 @@ class Face:
 class Detector(Protocol):
     kind: str
 
-    def __call__(self, image: Image.Image) -> list[Face]: ...
+    # stream=True: a frame of a live view or a video. A stream cannot afford a last-resort
+    # search on every frame in which nobody is in view, and its next frame comes soon.
+    def __call__(self, image: Image.Image, *, stream: bool = False) -> list[Face]: ...
 
 
 def FaceDetector(kind: str = "retinaface", **options) -> Detector:  # noqa: N802 - used like a class
@@ -84,17 +93,24 @@ def FaceDetector(kind: str = "retinaface", **options) -> Detector:  # noqa: N802
 
 
 class RetinaFaceDetector:
-    """RetinaFace with landmarks: a fast pass on a small copy, a full-size one when the fast pass
-    finds nothing or a doubtful candidate, and rotated full-size ones when still nothing.
+    """RetinaFace with landmarks: a fast pass on a small copy, a second pass on a larger one when
+    the fast pass finds nothing or a doubtful candidate, rotated copies of that one when still
+    nothing, and last the photo at up to `WORK_SIZE` in tiles.
 
     `detect_size` / `full_size`: longer side of the copy each pass runs on (never upscaled);
     `score`: minimum face score; `hint`: a fast-pass candidate scoring between `hint` and `score`
-    triggers the full-size pass; `tilts`: when neither pass finds a face, the full-size copy is
+    triggers the second pass; `tilts`: when neither pass finds a face, the `full_size` copy is
     rotated by each of these angles (degrees) and searched again: small faces tilted 20-30 degrees
     are lost upright (30 px portrait faces at +-30: 38-62% found on the probes, 100% with these
     passes). Defaults chosen on `benchmarks/bench_faces.py`: `hint` 0.025 found both faces in
-    every two-person probe scene (0.2: 60%), at the cost of a full-size pass for 53% of the probe
-    scenes with one face of 55 px or more (their backgrounds are textured).
+    every two-person probe scene (0.2: 60%), at the cost of a second pass for 53% of the probe
+    scenes with one face of 55 px or more (their backgrounds are textured). `tiled`: when every
+    pass above finds nothing in a photo larger than `full_size`, search it at up to `WORK_SIZE`
+    in overlapping `full_size` x `full_size` tiles (`tile_grid`): a face too small to find on the
+    `full_size` copy of a big photo (a 55 px face in a 4000 x 3000 one) is large enough there.
+    The tiles cover at most a `WORK_SIZE` square, so a photo with no face costs at most
+    `tile_grid(WORK_SIZE, full_size)` squared tile passes. A photo in which an earlier pass finds a
+    face never takes the tiled pass, and neither does a far face beside a near one.
     Thread-safe."""
 
     kind = "retinaface"
@@ -107,12 +123,14 @@ class RetinaFaceDetector:
         score: float = 0.6,
         hint: float = 0.025,
         tilts: tuple[float, ...] = (25.0, -25.0),
+        tiled: bool = True,
         threads: int | None = 2,
     ) -> None:
         from .retinaface import RetinaFace
 
         self.net = RetinaFace(threads=threads)
         self.tilts = tuple(tilts)
+        self.tiled = tiled
         self.detect_size, self.full_size, self.score, self.hint = (
             detect_size,
             full_size,
@@ -120,26 +138,30 @@ class RetinaFaceDetector:
             min(hint, score),
         )
 
-    def __call__(self, image: Image.Image) -> list[Face]:
-        """Faces in a PIL image (any mode), largest first, in its own pixel coordinates."""
+    def __call__(self, image: Image.Image, *, stream: bool = False) -> list[Face]:
+        """Faces in a PIL image (any mode), largest first, in its own pixel coordinates.
+        `stream`: a frame of a live view or video, never searched in tiles."""
         rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         found = self._pass(rgb, self.detect_size, self.hint)
         faces = [f for f in found if f.score >= self.score]
         # A weak candidate on the small copy is usually a face too small to be sure of there:
-        # look again at full size, and also when the small copy showed nothing at all.
+        # look again on the larger copy, and also when the small copy showed nothing at all.
         doubtful = not faces or len(faces) < len(found)
         if doubtful and self.full_size > self.detect_size and max(rgb.shape[:2]) > self.detect_size:
             faces = self._pass(rgb, self.full_size, self.score)
         if not faces and self.tilts:
             faces = self._tilted(rgb)
+        # Only a photo whose tiled copy is larger than the second pass's has pixels that pass did not see.
+        if not faces and self.tiled and not stream and min(max(rgb.shape[:2]), WORK_SIZE) > self.full_size:
+            faces = self._tiles(rgb)
         return sorted(faces, key=lambda f: f.box.area, reverse=True)
 
     def _tilted(self, rgb: np.ndarray) -> list[Face]:
-        """Faces found on rotated full-size copies, mapped back (box centre and landmarks; the box
+        """Faces found on rotated `full_size` copies, mapped back (box centre and landmarks; the box
         keeps the size it had upright in the rotated copy)."""
         import cv2
 
-        from .retinaface import Detection, nms
+        from .retinaface import Detection
 
         small, scale = shrink_array(rgb, self.full_size)
         h, w = small.shape[:2]
@@ -153,6 +175,39 @@ class RetinaFaceDetector:
                 cx, cy = back @ (x + bw / 2, y + bh / 2, 1)
                 marks = np.hstack((d.landmarks, np.ones((5, 1)))) @ back.T
                 found.append(Detection((cx - bw / 2, cy - bh / 2, bw, bh), d.score, marks))
+        return self._merged(found, scale)
+
+    def _tiles(self, rgb: np.ndarray) -> list[Face]:
+        """Faces found in overlapping `full_size` tiles of the photo at up to `WORK_SIZE`."""
+        from .retinaface import Detection
+
+        work, scale = shrink_array(rgb, WORK_SIZE)
+        h, w = work.shape[:2]
+        rows, cols = _tile_spans(h, self.full_size), _tile_spans(w, self.full_size)
+        largest = _tile_overlap(self.full_size)
+        found: list[Detection] = []
+        for top, y_own in rows:
+            for left, x_own in cols:
+                tile = np.ascontiguousarray(work[top : top + self.full_size, left : left + self.full_size])
+                for d in self.net(tile, self.score):
+                    x, y, bw, bh = d.box
+                    cx, cy = left + x + bw / 2, top + y + bh / 2
+                    # A face cut by the tile's edge gives a partial box; the tile owning its centre
+                    # (`_tile_spans`) sees it whole if it is no larger than the overlap. Larger
+                    # ones are the earlier passes' to find (they see them whole and large enough);
+                    # on the big photos of the benchmark, such boxes here were textures (print,
+                    # fur, the moon) magnified to a face's size.
+                    if max(bw, bh) <= largest and x_own[0] <= cx < x_own[1] and y_own[0] <= cy < y_own[1]:
+                        found.append(
+                            Detection((left + x, top + y, bw, bh), d.score, d.landmarks + (left, top))
+                        )
+        return self._merged(found, scale)
+
+    def _merged(self, found: list[Detection], scale: float) -> list[Face]:
+        """Detections gathered from several copies (rotations, tiles) of one shrunk by `scale`,
+        the same face found twice kept once, in the original image's pixels."""
+        from .retinaface import nms
+
         if not found:
             return []
         keep = nms(
@@ -164,6 +219,36 @@ class RetinaFaceDetector:
         small, scale = shrink_array(rgb, size)
         faces = [_face(d, scale) for d in self.net(small, score)]
         return [f for f in faces if f.box.w >= 4 and f.box.h >= 4]
+
+
+# Share of a tile's side that neighbouring tiles overlap at least: a face up to that size (128 px
+# of 640) lies whole inside the tile that owns its centre, and the tiled pass keeps no larger one.
+# The faces left for it are those too small for the `full_size` pass, which at the default sizes
+# are under half that in a `WORK_SIZE` copy.
+TILE_OVERLAP = 0.2
+
+
+def _tile_overlap(tile: int) -> int:
+    """The least overlap, in pixels, of neighbouring `tile`-pixel tiles."""
+    return round(tile * TILE_OVERLAP)
+
+
+def tile_grid(length: int, tile: int) -> int:
+    """How many `tile`-pixel tiles, overlapping by `_tile_overlap(tile)` or more, cover `length`
+    pixels."""
+    if length <= tile:
+        return 1
+    overlap = _tile_overlap(tile)
+    return math.ceil((length - overlap) / (tile - overlap))
+
+
+def _tile_spans(length: int, tile: int) -> list[tuple[int, tuple[float, float]]]:
+    """Tiles along one side: each tile's start and the span of it that it owns (a detection
+    centred there is kept from it), the overlaps split down the middle."""
+    n = tile_grid(length, tile)
+    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)] if n > 1 else [0]
+    cuts = [-math.inf] + [(b + a + tile) / 2 for a, b in zip(starts, starts[1:])] + [math.inf]
+    return [(s, (cuts[i], cuts[i + 1])) for i, s in enumerate(starts)]
 
 
 def _face(d, scale: float) -> Face:
@@ -216,8 +301,9 @@ class HaarDetector:
     def _new_cascade(self):
         return self._cv2.CascadeClassifier(self.cascade_path)
 
-    def __call__(self, image: Image.Image) -> list[Face]:
-        """Faces in a PIL image (any mode), largest first, in its own pixel coordinates."""
+    def __call__(self, image: Image.Image, *, stream: bool = False) -> list[Face]:
+        """Faces in a PIL image (any mode), largest first, in its own pixel coordinates (one
+        pass whatever `stream` says)."""
         gray = image if image.mode == "L" else image.convert("L")
         cascade = getattr(self._local, "cascade", None)
         if cascade is None:  # CascadeClassifier keeps scratch buffers: never share one across threads

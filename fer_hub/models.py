@@ -21,7 +21,16 @@ from torch import nn
 from .errors import AccessError, InputError, NotFoundError
 from .labels import EMOTIONS
 
-__all__ = ["CustomCNN", "CnnModel2", "MODELS", "SHIPPED_MODELS", "DEFAULT_MODEL", "load_model", "PROJECT_URL"]
+__all__ = [
+    "CustomCNN",
+    "CnnModel2",
+    "MODELS",
+    "SHIPPED_MODELS",
+    "DEFAULT_MODEL",
+    "load_model",
+    "library_metadata",
+    "PROJECT_URL",
+]
 
 # The models this project ships (space/checkpoints/<name>), by architecture name. The first is the
 # default of the command line, the Space and the benchmarks: the more accurate on validation
@@ -53,6 +62,9 @@ Expressions are not emotions; do not use this model for decisions about people.
 class _FERModel(
     nn.Module,
     PyTorchModelHubMixin,
+    # What the Hub files and filters a model under, stated here only: library_metadata() hands it
+    # to the training card and to config.json. "fer-hub" is the PyPI name (Hub library ids are
+    # kebab-case); MIT is the repository's LICENSE.
     library_name="fer-hub",
     tags=["image-classification", "facial-expression-recognition", "fer2013", "pytorch"],
     license="mit",
@@ -60,9 +72,22 @@ class _FERModel(
     repo_url=PROJECT_URL,
     model_card_template=_CARD_TEMPLATE,
 ):
-    """Shared Hub behaviour: strict loading and an architecture check with a clear error."""
+    """Shared Hub behaviour: strict loading, an architecture check with a clear error, and the
+    library's Hub metadata in config.json beside the constructor arguments."""
 
     ARCHITECTURE = ""  # set by each subclass; recorded in config.json as "architecture"
+
+    def save_pretrained(
+        self, save_directory: str | Path, *, config: dict | None = None, **kwargs
+    ) -> str | None:
+        # The mixin writes only the constructor arguments; a config.json fetched on its own (the
+        # first file load_model reads) should still say which library and task it belongs to.
+        # from_pretrained passes only constructor arguments on, so the extra keys never reach
+        # __init__. push_to_hub saves through here too.
+        arguments = self._hub_mixin_config if config is None else config
+        return super().save_pretrained(
+            save_directory, config={**(arguments or {}), **library_metadata()}, **kwargs
+        )
 
     def _set_config(
         self,
@@ -120,6 +145,12 @@ class _FERModel(
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def library_metadata() -> dict:
+    """library_name, license, pipeline_tag and tags as the mixin writes them into a card's YAML
+    (its own `model_hub_mixin` tags included), for cards and files the mixin does not write."""
+    return _FERModel._hub_mixin_info.model_card_data.to_dict()
 
 
 def check_finite(model: nn.Module, source: str | os.PathLike) -> None:

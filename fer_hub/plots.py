@@ -60,5 +60,6 @@ def plot_tracks(rows: list[dict], path: str | Path, *, max_tracks: int = 6, titl
     if not tracks:
         axes[0, 0].text(0.5, 0.5, "no face found in the analysed frames", ha="center", va="center")
     axes[-1, 0].set_xlabel("time (s)")
-    axes[0, 0].legend(loc="upper right", ncol=7, fontsize=7)
+    # beside the panels, not on them: inside, the key hid the top of the curves it names
+    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return _save(fig, path, title)

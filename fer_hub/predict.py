@@ -118,22 +118,36 @@ class Predictor:
         return cls(model, detector=detector, tta=tta, device=device, backend=backend)
 
     def __call__(
-        self, image, *, tta: bool | None = None, explain: bool = False, detect: bool = True
+        self,
+        image,
+        *,
+        tta: bool | None = None,
+        explain: bool = False,
+        detect: bool = True,
+        stream: bool = False,
     ) -> ImageResult:
         """Analyse one image (PIL, numpy RGB/gray uint8 or float, path, bytes, file object).
 
         `detect=False`: the image is a face crop; it is classified whole, as one face.
+        `stream=True`: a frame of a live view or video; the detector skips its last-resort
+        search (tiles of a large frame) when its other passes find nobody.
 
         `explain=True` adds per face "saliency" (a 48x48 Grad-CAM map in [0, 1], aligned with the
         48x48 crop the network saw), "crop_box" (that crop's square in image pixels, before
         levelling) and "crop_angle" (the rotation that levelled it, in degrees)."""
-        return self.batch([image], tta=tta, explain=explain, detect=detect)[0]
+        return self.batch([image], tta=tta, explain=explain, detect=detect, stream=stream)[0]
 
     def batch(
-        self, images: Sequence, *, tta: bool | None = None, explain: bool = False, detect: bool = True
+        self,
+        images: Sequence,
+        *,
+        tta: bool | None = None,
+        explain: bool = False,
+        detect: bool = True,
+        stream: bool = False,
     ) -> list[ImageResult]:
         """Analyse many images; all their faces go through the network in one batch."""
-        found = [self.find_faces(im, detect=detect) for im in images]
+        found = [self.find_faces(im, detect=detect, stream=stream) for im in images]
         crops = [crop for *_, face_crops in found for crop in face_crops]
         probs = self.classify(crops, tta=tta)
         maps = self.explain(crops, probs.argmax(-1)) if explain else None
@@ -199,7 +213,7 @@ class Predictor:
         return (self.model(x).float() / self.temperature).softmax(-1)
 
     def find_faces(
-        self, image, *, detect: bool = True
+        self, image, *, detect: bool = True, stream: bool = False
     ) -> tuple[bool, list[Box], list[tuple[Box, float]], list[Image.Image]]:
         """(face_found, boxes, crop squares with their rotation in degrees, crops) of one image,
         largest face first; no face: (False, [], [], []). `detect=False`: the whole image is the
@@ -215,7 +229,7 @@ class Predictor:
         if not detect:
             whole = Box(0, 0, W, H)
             return True, [whole], [(whole, 0.0)], [gray]
-        faces = self.detector(rgb)
+        faces = self.detector(rgb, stream=stream)
         if not faces:  # nothing to score: an expression for a coffee cup would be invented
             return False, [], [], []
         crops, squares = [], []

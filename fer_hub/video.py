@@ -286,7 +286,7 @@ class _Batch:
             self.writer = _Writer(self.annotate_to, self.fps, frame.shape[1], frame.shape[0])
         found = None
         if analyse:
-            found = self.predictor.find_faces(frame)
+            found = self.predictor.find_faces(frame, stream=True)
             self.rows.analysed += 1
         self.pending.append((index, t, found, frame if self.writer else None, scale))
 

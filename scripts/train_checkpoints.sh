@@ -20,19 +20,7 @@ DATASET="${1:-../shared/fer2013}"
 PY="${PYTHON:-python}"
 LIGHT=(--rotation 10 --scale 0.1 --erase 0)
 
-train() {  # model, output folder, extra flags...
-  local model="$1" out="$2"; shift 2
-  local resume=()
-  if [ -f "$out/training_state.pt" ]; then
-    resume=(--resume)
-  elif [ -f "$out/model.safetensors" ]; then
-    echo "[$out] already trained"; return 0
-  fi
-  echo "[$out] $(date -u +%FT%TZ) start ${resume[*]:-}"
-  # Fixed thread count: a resumed CPU run reproduces an unbroken one only with the same threads.
-  "$PY" train_hub.py --model "$model" --recipe strong --dataset "$DATASET" --threads 2 \
-    --save-dtype float16 --output "$out" "$@" "${resume[@]}"
-}
+source scripts/train_lib.sh
 
 train cnn-model2 space/checkpoints/cnn-model2 --epochs 60 "${LIGHT[@]}"
 train cnn-model2 runs/cnn-model2-teacher --epochs 30

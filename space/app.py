@@ -2,8 +2,8 @@
 
     python space/app.py            # http://127.0.0.1:7860
 
-API (gradio_client): `/predict` takes an image file and a model name ("cnn-model2", the
-default, or "custom-cnn") and returns {"model", "face_found", "faces": [{"box", "label",
+API (gradio_client): `/predict` takes an image file, a model name ("cnn-model2", the
+default, or "custom-cnn") and `detect` (false: the image is a face crop, scored whole) and returns {"model", "face_found", "faces": [{"box", "label",
 "probabilities", "uncertain"}]}; `/video` takes a clip and a model name and returns a timeline
 plot, a summary and a CSV. Checkpoints come from ./checkpoints/<model> or, if set, from
 $FER_MODEL_REPO (Hub repo ids).
@@ -11,13 +11,13 @@ $FER_MODEL_REPO (Hub repo ids).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import tempfile
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 from gradio.utils import get_upload_folder
 
 HERE = Path(__file__).resolve().parent
@@ -25,23 +25,32 @@ sys.path.insert(0, str(HERE))  # components.py, views.py; and a deployed bundle 
 
 from components import (  # noqa: E402
     CsvFileOutput,
+    ExpressionChart,
     ImageFileInput,
     PhotoInput,
+    Refused,
     ResultJSON,
     VideoInput,
     cannot_read,
+    cannot_read_message,
+    log,
     refuse,
 )
 from views import (  # noqa: E402
     CONCURRENCY,
     FACE_COLUMNS,
     KEEP_FILES_S,
+    LIVE_CHART_CSS,
+    LIVE_STREAM_EVERY,
     MAX_UPLOAD_BYTES,
     QUEUE_SIZE,
+    LiveSession,
     chart_data,
     face_rows,
+    live_chart,
     live_status,
     load_predictors,
+    photo_chart,
     summary,
     video_report,
 )
@@ -49,9 +58,7 @@ from views import (  # noqa: E402
 from fer_hub.draw import annotate  # noqa: E402
 from fer_hub.errors import FerHubError  # noqa: E402
 from fer_hub.images import ImageError  # noqa: E402
-from fer_hub.labels import EMOTIONS  # noqa: E402
 from fer_hub.predict import Predictor  # noqa: E402
-from fer_hub.tracking import FaceTracker  # noqa: E402
 from fer_hub.video import VideoError  # noqa: E402
 
 # One line per refused request (components.refuse): the operator sees what visitors got wrong.
@@ -67,9 +74,10 @@ except FerHubError as e:  # nothing to serve: the cause and its fix, not a trace
 MODEL_CHOICES = list(PREDICTORS)
 EXAMPLES = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
 EMPTY = (None, {}, [], "Upload a photo, take a webcam snapshot, or click an example.", None)
-# Streams served at once: as many as still get the frames per second they ask for on the Space's
-# 2 cores (benchmarks/bench_live.py measures it; README, "Speed").
-LIVE_VIEWERS = 3
+# the Photo tab's outputs: the photo itself (cleared after a refusal), then EMPTY's
+# Streams served at once: as many as each still get 4+ updates a second on 2 cores
+# (benchmarks/bench_live_browser.py; README, "Speed"); more wait in the queue.
+LIVE_VIEWERS = 2
 
 
 def _predictor(model: str) -> Predictor:
@@ -85,43 +93,67 @@ def _run(image_file: str, model: str, explain: bool = False, detect: bool = True
         raise cannot_read(image_file, e.reason) from None
 
 
-def predict(image_file: str | None, model: str = MODEL_CHOICES[0]) -> dict:
+def predict(image_file: str | None, model: str = MODEL_CHOICES[0], detect: bool = True) -> dict:
     """Find the faces in an image and score each on seven expressions.
 
     Args:
         image_file: the image to analyse
         model: which CNN scores the faces
+        detect: find the faces first (true); false: the image is already a face crop (a FER-2013 image, a cropped photo) and is scored whole, as one face
 
     Returns:
         faces with boxes, calibrated probabilities and an "uncertain" flag, largest first
     """
     if not image_file:
         raise refuse("No image given: upload an image file.")
-    return _run(image_file, model)
+    return _run(image_file, model, detect=detect)
 
 
-def analyze(image_file: str | None, model: str, explain: bool = False, cropped: bool = False):
-    """The Photo tab: boxed image, chart of the largest face, per-face table, summary, JSON."""
+def analyze(image_file: str | Refused | None, model: str, explain: bool = False, cropped: bool = False):
+    """The Photo tab: the photo (cleared if it cannot be used), boxed image, chart of the largest
+    face, per-face table, summary, JSON. A photo that cannot be used clears every output and
+    says why once, in the summary's place."""
     if not image_file:
-        return EMPTY
-    result = _run(image_file, model, explain, detect=not cropped)
+        return gr.skip(), *EMPTY
+    if isinstance(image_file, Refused):
+        return None, None, {}, [], f"**{image_file.message}**", None
+    try:
+        result = _predictor(model)(image_file, explain=explain, detect=not cropped)
+    except ImageError as e:  # e.reason: what is wrong, never where the server keeps the upload
+        message = cannot_read_message(image_file, e.reason)
+        log.info("refused: %s", message)
+        return None, None, {}, [], f"**{message}**", None
     shown = {**result, "faces": [{k: v for k, v in f.items() if k != "saliency"} for f in result["faces"]]}
-    return annotate(image_file, result), chart_data(result), face_rows(result), summary(result), shown
+    return (
+        gr.skip(),
+        annotate(image_file, result),
+        photo_chart(result),
+        face_rows(result),
+        summary(result),
+        shown,
+    )
 
 
-def live(frame, model: str, tracker: FaceTracker | None):
-    """One webcam frame in: the frame with boxes, a bar chart in fixed class order, a status
-    line, all smoothed over the viewer's recent frames (their tracker lives in their session)."""
+def live(frame, model: str, session: LiveSession | None):
+    """One webcam frame in: the frame with boxes, a bar chart in fixed class order and a status
+    line, smoothed over the viewer's recent frames (their tracker lives in their session); the
+    chart and the status are sent only when they change."""
+    session = session or LiveSession()
     if frame is None:
-        return None, _bars({}), "", tracker
-    tracker = tracker or FaceTracker()
+        return None, gr.skip(), gr.skip(), session
     predictor = _predictor(model)  # the photo tab's detector: the live view finds the same faces
-    result = tracker.smooth(predictor(frame), predictor.uncertain_below)
-    return annotate(frame, result, max_side=None), _bars(chart_data(result)), live_status(result), tracker
-
-
-def _bars(probs: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame({"expression": list(EMOTIONS), "probability": [probs.get(e, 0.0) for e in EMOTIONS]})
+    result = session.tracker.smooth(predictor(frame, stream=True), predictor.uncertain_below)
+    top_uncertain = bool(result["faces"]) and bool(result["faces"][0].get("uncertain"))
+    chart, status = live_chart(chart_data(result), top_uncertain), live_status(result)
+    shown = annotate(frame, result, max_side=None)
+    digest = hashlib.blake2b(shown.tobytes(), digest_size=16).digest()
+    sent = (
+        gr.skip() if digest == session.frame else shown,
+        gr.skip() if chart == session.chart else chart,
+        gr.skip() if status == session.status else status,
+    )
+    session.frame, session.chart, session.status = digest, chart, status
+    return *sent, session
 
 
 def video(video_file: str | None, model: str, progress=gr.Progress()):
@@ -180,15 +212,16 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
                     False, label="the photo is already a cropped face (classify it whole, no face search)"
                 )
             with gr.Column():
-                boxed = gr.Image(label="faces", type="pil", format="png")
+                boxed = gr.Image(label="faces", type="pil", format="png", elem_id="photo-out")
                 note = gr.Markdown(EMPTY[3])
-        chart = gr.Label(num_top_classes=7, label="expression probabilities (largest face)")
+        chart = ExpressionChart(num_top_classes=7, label="expression probabilities (largest face)")
         table = gr.Dataframe(headers=FACE_COLUMNS, label="all faces", interactive=False)
         with gr.Accordion("JSON", open=False):
             as_json = gr.JSON(label="result")
-        outputs = [boxed, chart, table, note, as_json]
-        if EXAMPLES:  # a click loads the photo, and loading a photo runs the analysis (below)
-            gr.Examples([[p] for p in EXAMPLES], inputs=[photo], cache_examples=False)
+        outputs = [photo, boxed, chart, table, note, as_json]
+        examples = (
+            gr.Examples([[p] for p in EXAMPLES], inputs=[photo], cache_examples=False) if EXAMPLES else None
+        )
     with gr.Tab("Live webcam"):
         gr.Markdown(
             f"Press the record button to stream. Up to {LIVE_VIEWERS} people can stream at once; "
@@ -196,28 +229,36 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
             "itself after about a minute of analysis."
         )
         with gr.Row():
-            cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="webcam")
+            # 640x480 is what the detector looks at anyway: a larger frame only costs the viewer's
+            # upload and the server's decoding, for every frame
+            cam = gr.Image(
+                sources=["webcam"],
+                streaming=True,
+                type="numpy",
+                label="webcam",
+                webcam_options=gr.WebcamOptions(
+                    constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}}
+                ),
+            )
             # JPEG: encoding each returned frame as WebP (the default) took a third of the time.
-            cam_out = gr.Image(label="faces", type="pil", format="jpeg")
-        cam_status = gr.Markdown()
-        cam_chart = gr.BarPlot(
-            _bars({}),
-            x="expression",
-            y="probability",
-            sort=list(EMOTIONS),  # fixed order: bars do not swap places from frame to frame
-            y_lim=[0, 1],
+            cam_out = gr.Image(label="faces", type="pil", format="jpeg", elem_id="live-out")
+        cam_status = gr.Markdown(elem_id="live-status")
+        # HTML bars, not a plot: a plot re-rendered for every frame cost the browser the time
+        # it needed for the next one (benchmarks/bench_live_browser.py)
+        cam_chart = gr.HTML(
+            live_chart({}),
+            css_template=LIVE_CHART_CSS,
             label="expression probabilities (largest face, smoothed)",
         )
-        cam_tracker = gr.State(None)
+        cam_session = gr.State(None)
     with gr.Tab("Video"):
-        with gr.Row():
-            clip = VideoInput(label="video_file", sources=["upload"])
-            with gr.Column():
-                clip_run = gr.Button("Analyze video", variant="primary")
-                clip_note = gr.Markdown(
-                    "Faces are tracked across frames; each face's probabilities are smoothed over time.",
-                    label="summary",
-                )
+        clip = VideoInput(label="video_file", sources=["upload"])
+        clip_run = gr.Button("Analyze video", variant="primary")
+        # full width: the summary's table has a column per expression
+        clip_note = gr.Markdown(
+            "Faces are tracked across frames; each face's probabilities are smoothed over time.",
+            label="summary",
+        )
         clip_plot = gr.Image(label="timeline", type="filepath")
         clip_csv = CsvFileOutput(label="faces_csv")
     with gr.Tab("API"):
@@ -227,24 +268,30 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
             "(uses the model chosen above):"
         )
         api_file = ImageFileInput(label="image_file", type="filepath")
+        api_detect = gr.Checkbox(True, label="detect (untick for an image that is already a face crop)")
         api_run = gr.Button("Run /predict")
         api_out = ResultJSON(label="result")
 
-    # Every way of giving a photo (upload, snapshot, paste, example) and every change of a
-    # setting re-runs the analysis.
-    for event in (photo.change, model.change, explain.change, cropped.change):
+    # Every way of giving a photo (upload, snapshot, paste: `input`; an example: its load event)
+    # and every change of a setting runs the analysis, once. Not photo.change: it fires twice
+    # when a photo replaces another, and again when a refusal clears the photo.
+    photo_events = [photo.input, model.change, explain.change, cropped.change]
+    if examples:
+        photo_events.append(examples.load_input_event.then)
+    for event in photo_events:
         event(analyze, [photo, model, explain, cropped], outputs, api_visibility="private")
     clip_run.click(video, [clip, model], [clip_plot, clip_note, clip_csv], api_name="video")
     cam.stream(
         live,
-        [cam, model, cam_tracker],
-        [cam_out, cam_chart, cam_status, cam_tracker],
-        stream_every=0.15,
+        [cam, model, cam_session],
+        [cam_out, cam_chart, cam_status, cam_session],
+        stream_every=LIVE_STREAM_EVERY,
         time_limit=60,  # seconds of processing, not of wall time
         concurrency_limit=LIVE_VIEWERS,
+        show_progress="hidden",  # no pulsing status line or blinking timers on every frame
         api_visibility="private",
     )
-    api_run.click(predict, [api_file, model], api_out, api_name="predict")
+    api_run.click(predict, [api_file, model, api_detect], api_out, api_name="predict")
 
 demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
 LAUNCH = {"max_file_size": MAX_UPLOAD_BYTES, "mcp_server": True}  # budgets; /predict as an MCP tool

@@ -7,9 +7,11 @@ the server side differs.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from gradio.components.label import LabelData
 from gradio_client import handle_file
 from PIL import Image, UnidentifiedImageError
 from views import MAX_IMAGE_PIXELS
@@ -27,9 +29,23 @@ def refuse(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
+def cannot_read_message(name: str, reason: str) -> str:
+    """What a visitor reads about an upload that cannot be used: the same words at every door."""
+    return f"Could not read {Path(name).name}: {reason}."
+
+
 def cannot_read(name: str, reason: str) -> gr.Error:
-    """`refuse` for an upload that cannot be used: the same words at every door."""
-    return refuse(f"Could not read {Path(name).name}: {reason}.")
+    """`refuse` for an upload that cannot be used."""
+    return refuse(cannot_read_message(name, reason))
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An upload the Photo tab cannot use, handed to its event function instead of an error:
+    the page then shows `message` once, where the result would be, instead of an error toast
+    and a red badge over the previous result."""
+
+    message: str
 
 
 IMAGE_FILE_HELP = (
@@ -53,7 +69,7 @@ RESULT_HELP = (
 
 
 class PhotoInput(gr.Image):
-    """gr.Image that turns an unreadable upload into a message naming the file and the problem.
+    """gr.Image that turns an unreadable upload into a `Refused` naming the file and the problem.
 
     gr.Image opens every upload with PIL before any event function runs; a file PIL cannot read
     would otherwise surface as a bare "Error" badge with the reason only in the server log."""
@@ -68,13 +84,16 @@ class PhotoInput(gr.Image):
                     check_size(*im.size, MAX_IMAGE_PIXELS)
             return super().preprocess(payload)
         except ImageError as e:
-            raise cannot_read(name, e.reason) from None
+            reason = e.reason
         except Image.DecompressionBombError:
-            raise cannot_read(name, too_large(MAX_IMAGE_PIXELS)) from None
+            reason = too_large(MAX_IMAGE_PIXELS)
         except UnidentifiedImageError:
-            raise cannot_read(name, NOT_AN_IMAGE) from None
+            reason = NOT_AN_IMAGE
         except (OSError, ValueError, SyntaxError, EOFError):  # what PIL raises for a damaged file
-            raise cannot_read(name, CORRUPT_IMAGE) from None
+            reason = CORRUPT_IMAGE
+        message = cannot_read_message(name, reason)
+        log.info("refused: %s", message)
+        return Refused(message)
 
 
 # Gradio reads each component class's source, so these are written out, not made by a factory.
@@ -120,3 +139,16 @@ class ResultJSON(gr.JSON):
 
     def api_info(self):
         return {**json_schema(), "description": RESULT_HELP}
+
+
+class ExpressionChart(gr.Label):
+    """gr.Label whose headline can say more than the top class ("happy (uncertain)"): a value
+    {"headline": str, "confidences": {class: probability}} shows that headline over the bars."""
+
+    is_template = True
+
+    def postprocess(self, value):
+        if isinstance(value, dict) and "headline" in value:
+            data = super().postprocess(value["confidences"])
+            return LabelData(label=value["headline"], confidences=data.confidences) if data else data
+        return super().postprocess(value)

@@ -2,9 +2,12 @@
 
     python space/deploy.py --build-only build/space          # just write the bundle
     python space/deploy.py --repo-id ORG/fer-hub-space        # build in a temp dir and upload
+    python space/deploy.py --repo-id ORG/fer-hub-space --model-repo ORG/fer-cnn-model2,ORG/fer-custom-cnn
 
 The bundle is what the Space runs: app.py, README.md (Spaces YAML), requirements.txt, examples/,
 checkpoints/ and a copy of the `fer_hub` package, so the Space needs nothing from this repo.
+The README's YAML gains `datasets:` (FER-2013 on the Hub) and, given --model-repo, `models:`:
+the Hub then links the Space and the model pages to each other.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,7 +25,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # this script ships the repo's fer_hub, installed or not
 from fer_hub.errors import FerHubError, InputError, NotFoundError  # noqa: E402
 from fer_hub.models import SHIPPED_MODELS  # noqa: E402
-from fer_hub.training.hub import NOT_UPLOADED, check_can_push, push_folder  # noqa: E402
+from fer_hub.training.data import DEFAULT_DATASET  # noqa: E402
+from fer_hub.training.hub import NOT_UPLOADED, check_can_push, check_repo_id, push_folder  # noqa: E402
 
 # The bundle is built from these lists alone: nothing else in the folders (a stray .env, a smoke
 # run, a training state, caches) can reach a public Space.
@@ -42,10 +47,15 @@ MODEL_FILES = (
 PACKAGE_FILES = ("*.py", "weights/*.onnx", "weights/LICENSE*")  # fer_hub/ and its sub-packages
 
 
-def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Path:
+def build_bundle(
+    dest: str | Path, checkpoints: str | Path | None = None, model_repos: Sequence[str] = ()
+) -> Path:
     """Write the Space bundle into `dest` (created; must be empty or absent) from the allow-lists
     above; refuses a checkpoint that is not a finished model (a training state beside it, an
-    interrupted or `--limit` run)."""
+    interrupted or `--limit` run). `model_repos`, the Hub repos the checkpoints are published
+    as, are listed in the Space card's `models:`."""
+    for repo_id in model_repos:
+        check_repo_id(repo_id, "--model-repo")
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise InputError(f"{dest} is not empty; give an empty or new folder")
@@ -82,7 +92,21 @@ def build_bundle(dest: str | Path, checkpoints: str | Path | None = None) -> Pat
     for source, name in files:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest / name)
+    _write_space_card(dest / "README.md", model_repos)
     return dest
+
+
+def _write_space_card(readme: Path, model_repos: Sequence[str]) -> None:
+    """Add to the Space card's YAML what the Hub links a Space to: its models and their data.
+
+    Without Hub repos the bundled checkpoints have no Hub identity, so `models:` is left out
+    rather than guessed."""
+    from huggingface_hub import SpaceCard
+
+    card = SpaceCard.load(readme)
+    card.data.models = list(model_repos) or None
+    card.data.datasets = [DEFAULT_DATASET]
+    card.save(readme)
 
 
 def _check_finished(folder: Path) -> None:
@@ -104,17 +128,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--checkpoints", help="folder with custom-cnn/ and cnn-model2/ (default: space/checkpoints)"
     )
+    p.add_argument(
+        "--model-repo",
+        default="",
+        metavar="ORG/NAME[,ORG/NAME]",
+        help="Hub model repos the bundled checkpoints are published as (comma-separated, as in "
+        "FER_MODEL_REPO); listed in the Space card's models:",
+    )
     p.add_argument("--private", action="store_true")
     args = p.parse_args(argv)
     if not args.build_only and not args.repo_id:
         p.error("give --repo-id ORG/NAME to upload, or --build-only DIR")
+    model_repos = [r.strip() for r in args.model_repo.split(",") if r.strip()]
     try:
         if args.build_only:
-            print(f"bundle written to {build_bundle(args.build_only, args.checkpoints)}")
+            print(f"bundle written to {build_bundle(args.build_only, args.checkpoints, model_repos)}")
             return 0
+        for repo_id in model_repos:  # before the token check, which asks the Hub
+            check_repo_id(repo_id, "--model-repo")
         check_can_push(args.repo_id)  # before building anything
         with tempfile.TemporaryDirectory() as tmp:
-            bundle = build_bundle(Path(tmp) / "space", args.checkpoints)
+            bundle = build_bundle(Path(tmp) / "space", args.checkpoints, model_repos)
             url = push_folder(
                 bundle,
                 args.repo_id,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 
 from fer_hub.errors import InputError, NotFoundError
@@ -17,16 +19,20 @@ from fer_hub.labels import EMOTIONS
 from fer_hub.models import SHIPPED_MODELS
 from fer_hub.predict import Predictor
 from fer_hub.results import write_rows
+from fer_hub.tracking import FaceTracker
 
 __all__ = [
     "FACE_COLUMNS",
     "NO_FACE_HINT",
     "load_predictors",
     "chart_data",
+    "photo_chart",
     "face_rows",
     "summary",
     "legend",
     "live_status",
+    "live_chart",
+    "LiveSession",
     "video_stride",
     "video_summary",
     "MAX_UPLOAD_BYTES",
@@ -37,6 +43,7 @@ __all__ = [
     "CONCURRENCY",
     "QUEUE_SIZE",
     "KEEP_FILES_S",
+    "LIVE_STREAM_EVERY",
     "video_report",
 ]
 
@@ -57,6 +64,9 @@ MAX_VIDEO_SECONDS = 30.0
 # Requests analysed at once, and how many may wait; past that a visitor is told the Space is busy.
 CONCURRENCY = 4
 QUEUE_SIZE = 16
+# Seconds between the webcam frames the live tab sends (gradio's stream_every), chosen with
+# benchmarks/bench_live_browser.py (README, "Speed").
+LIVE_STREAM_EVERY = 0.05
 # Uploads and results are deleted this long after they were made (checked every KEEP_FILES_S / 6).
 KEEP_FILES_S = 1800
 
@@ -130,6 +140,19 @@ def chart_data(result: dict) -> dict[str, float]:
         return {}
     probs = result["faces"][0]["probabilities"]
     return {e: float(probs[e]) for e in EMOTIONS}
+
+
+def photo_chart(result: dict) -> dict:
+    """The Photo tab's chart (components.ExpressionChart) for the largest face: its seven
+    probabilities under a headline that names the expression, and says "uncertain" when the
+    model is; {} when no face was found."""
+    if not result["faces"]:
+        return {}
+    top = result["faces"][0]
+    return {
+        "headline": top["label"] + (" (uncertain)" if top.get("uncertain") else ""),
+        "confidences": chart_data(result),
+    }
 
 
 def face_rows(result: dict) -> list[list]:
@@ -244,8 +267,8 @@ def video_report(
 def video_summary(tracks: list[dict], every: int, fps: float) -> str:
     """Markdown: the stride used, and per face the share of time spent in each expression."""
     head = (
-        f"Analysed every {every} frame{'s' if every > 1 else ''} "
-        f"({fps / every:.1f} per second of video)"
+        ("Analysed every frame" if every == 1 else f"Analysed one frame in {every}")
+        + f" ({fps / every:.1f} per second of video)"
         + (f" to keep the request within about {MAX_ANALYSED_FRAMES} analysed frames." if every > 1 else ".")
     )
     if not tracks:
@@ -278,3 +301,47 @@ def live_status(result: dict) -> str:
     more = f" (+{len(faces) - 1} more)" if len(faces) > 1 else ""
     unsure = ", uncertain" if top.get("uncertain") else ""
     return f"**{top['label']}** {top['probabilities'][top['label']]:.0%}{unsure}, smoothed over the last frames{more}"
+
+
+@dataclass
+class LiveSession:
+    """One viewer's live stream: their face tracker, and what their page already shows (a
+    frame whose chart or status line would not change sends nothing for it: each update the
+    browser renders costs it time it needs for the next frame)."""
+
+    tracker: FaceTracker = field(default_factory=FaceTracker)
+    chart: str | None = None
+    status: str | None = None
+    # digest of the last frame sent back: gradio rewrites an identical image's cache file in
+    # place, under the same name, while the browser may still be reading it (a still camera)
+    frame: bytes | None = None
+
+
+def live_chart(probs: dict[str, float], uncertain: bool = False) -> str:
+    """The live tab's bar chart as HTML: all seven expressions in EMOTIONS order (bars never
+    swap places), whole percents (so a steady face sends the same chart again, which is then
+    skipped), gray bars for an uncertain face, empty bars when no face is in view."""
+    from fer_hub.draw import COLORS, UNCERTAIN_COLOR
+
+    rows = []
+    for e in EMOTIONS:
+        pct = round(100 * probs.get(e, 0.0))
+        rgb = UNCERTAIN_COLOR if uncertain else COLORS[e]
+        rows.append(
+            f'<div class="fer-bar" data-expression="{escape(e)}" data-percent="{pct}">'
+            f'<span class="fer-bar-name">{escape(e)}</span>'
+            f'<span class="fer-bar-track"><span class="fer-bar-fill" style="width:{pct}%;'
+            f'background:rgb{tuple(rgb)}"></span></span>'
+            f'<span class="fer-bar-value">{pct}%</span></div>'
+        )
+    return '<div class="fer-bars">' + "".join(rows) + "</div>"
+
+
+# Styles of live_chart's HTML (gradio scopes them to the chart's component).
+LIVE_CHART_CSS = """
+.fer-bars { display: grid; gap: 4px; max-width: 520px; }
+.fer-bar { display: grid; grid-template-columns: 5.5em 1fr 3em; align-items: center; gap: 8px; }
+.fer-bar-track { height: 14px; background: var(--block-background-fill, #eee); border-radius: 3px; overflow: hidden; }
+.fer-bar-fill { display: block; height: 100%; transition: width 120ms linear; }
+.fer-bar-value { text-align: right; font-variant-numeric: tabular-nums; }
+"""

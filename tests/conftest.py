@@ -208,3 +208,21 @@ def served():
     yield app, url
     app.demo.close()
     mp.undo()
+
+
+# Figures a test measured (the live tab's updates per second): printed at the end of the run,
+# whatever pytest's capture, so the run's log carries them.
+_REPORTS: list[str] = []
+
+
+@pytest.fixture
+def report():
+    """report(line): add a line to the figures printed in the run's summary."""
+    return _REPORTS.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORTS:
+        terminalreporter.section("measured")
+        for line in _REPORTS:
+            terminalreporter.write_line(line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fer_hub.training.augment import AugmentConfig, augment_batch
+from fer_hub.training.augment import DEGRADATIONS, AugmentConfig, augment_batch, degrade_batch
 
 NONE = AugmentConfig(flip=False, max_rotation=0, pad=0, brightness=0, contrast=0)
 
@@ -89,3 +89,30 @@ def test_extra_augmentations_off_leave_the_reference_pipeline_untouched():
     ref = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(8))
     off = augment_batch(x, AugmentConfig(scale=0.0, erase=0.0), torch.Generator().manual_seed(8))
     assert torch.equal(ref, off)
+
+
+def test_degradations_touch_about_the_asked_share_of_images_and_each_kind_appears():
+    # smooth images with room to darken: noise shows as detail, blur and low resolution as less
+    coarse = torch.rand(400, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    x = 0.2 + 0.6 * torch.nn.functional.interpolate(coarse, size=(48, 48), mode="bicubic").clamp(0, 1)
+    g = torch.Generator().manual_seed(0)
+    y = degrade_batch(x, 0.5, g)
+    changed = (y - x).abs().flatten(1).amax(1) > 1e-4
+    assert 0.4 < changed.float().mean() < 0.6
+    assert y.min() >= 0 and y.max() <= 1
+    # the kinds differ in what they do to an image's mean and its pixel-to-pixel detail
+    detail = lambda t: (t[..., 1:] - t[..., :-1]).abs().flatten(1).mean(1)  # noqa: E731
+    darker = (y.flatten(1).mean(1) < x.flatten(1).mean(1) - 0.1) & changed
+    smoother = (detail(y) < 0.9 * detail(x)) & changed
+    noisier = (detail(y) > 1.5 * detail(x)) & changed
+    assert darker.sum() > 20 and smoother.sum() > 40 and noisier.sum() > 20
+    assert len(DEGRADATIONS) == 4
+    assert torch.equal(degrade_batch(x, 0.5, torch.Generator().manual_seed(0)), y)  # reproducible
+
+
+def test_degrading_off_draws_no_random_numbers():
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    cfg = AugmentConfig()
+    augment_batch(batch(), cfg, g1)
+    augment_batch(batch(), AugmentConfig(degrade=0.0), g2)
+    assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))

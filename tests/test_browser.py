@@ -1,18 +1,20 @@
 """A real browser (Debian's chromium via playwright) uploads a photo and waits for the chart.
 
-Set FER_HUB_SCREENSHOT=path to keep the screenshot (README's docs/space.png comes from here).
+Set FER_HUB_SCREENSHOTS=folder to keep the screenshots (README's docs/space.png and
+docs/live.png come from here: FER_HUB_SCREENSHOTS=docs python -m pytest tests/test_browser.py).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import warnings
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the browser benchmark's fake camera and probe
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
@@ -35,7 +37,7 @@ def test_upload_shows_boxed_faces_and_the_probability_chart(served, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     _, url = served
-    shot = Path(os.environ.get("FER_HUB_SCREENSHOT") or tmp_path / "space.png")
+    shot = Path(os.environ.get("FER_HUB_SCREENSHOTS") or tmp_path) / "space.png"
     with sync_playwright() as p:
         browser = launch(p, "--headless")
         try:
@@ -57,79 +59,63 @@ def test_upload_shows_boxed_faces_and_the_probability_chart(served, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
-def write_y4m(path: Path, frames: int = 60) -> Path:
-    """A fake-camera clip (raw Y4M, 4:2:0): the astronaut drifting across a gray 640x480 frame."""
-    import numpy as np
-    from PIL import Image
-
-    face = Image.open(ROOT / "space" / "examples" / "astronaut.jpg").convert("RGB").resize((360, 360))
-    with open(path, "wb") as f:
-        f.write(b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg\n")
-        for i in range(frames):
-            frame = Image.new("RGB", (640, 480), (90, 90, 90))
-            frame.paste(face, (100 + (i % 30) * 3, 60))
-            y, u, v = (np.asarray(c, dtype=np.float32) for c in frame.convert("YCbCr").split())
-            f.write(b"FRAME\n" + y.astype(np.uint8).tobytes())
-            for c in (u, v):  # chroma at half resolution, averaged over 2x2 blocks
-                f.write(c.reshape(240, 2, 320, 2).mean(axis=(1, 3)).round().astype(np.uint8).tobytes())
-    return path
-
-
-def start_streaming(page, url: str):
-    """Open the Space, grant the fake camera, wait until it plays, press Record; the tab's panel.
-
-    Record pressed before the <video> has a frame sends nothing, so wait for one first."""
-    page.goto(url, wait_until="domcontentloaded")
-    page.get_by_role("tab", name="Live webcam").click()
-    panel = page.locator("[role=tabpanel]:visible")
-    panel.get_by_text("Click to Access Webcam").click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('video')].some(v => v.videoWidth > 0 && v.currentTime > 0)",
-        timeout=30_000,
-    )
-    panel.locator("button[aria-label='capture photo']").click()
-    return panel
-
-
-def test_live_webcam_tab_boxes_the_face_and_keeps_updating(served, tmp_path):
-    from playwright.sync_api import Error, expect, sync_playwright
+def test_each_upload_is_analysed_once_and_a_bad_file_is_explained_once_with_nothing_stale(served, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
 
     _, url = served
-    clip = write_y4m(tmp_path / "cam.y4m")
-    log: list[str] = []
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"not an image at all" * 50)
+    runs: list[str] = []
     with sync_playwright() as p:
-        browser = launch(
-            p,
-            "--headless=new",
-            "--use-fake-device-for-media-stream",
-            "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={clip}",
-        )
+        browser = launch(p, "--headless")
         try:
-            context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1200})
-            # A loaded CI machine once left the stream unstarted (the button still read Record after
-            # 60 s, no error anywhere); a fresh page is a fresh camera and stream, so try up to 3.
-            for attempt in range(1, 4):
-                page = context.new_page()
-                page.on("console", lambda m: m.type == "error" and log.append(f"console error: {m.text}"))
-                page.on("pageerror", lambda e: log.append(f"page error: {e}"))
-                try:
-                    panel = start_streaming(page, url)
-                    # The status line names the (smoothed) expression of the face it boxes.
-                    expect(panel.get_by_text("smoothed over the last frames")).to_be_visible(timeout=30_000)
-                    break
-                except (AssertionError, Error) as e:
-                    why = str(e).splitlines()[0]
-                    log.append(f"attempt {attempt}: {why}")
-                    warnings.warn(f"live tab, attempt {attempt} failed: {why}", stacklevel=1)
-                    page.close()
-            else:
-                pytest.fail("the live tab never showed a result:\n" + "\n".join(log))
-            out = panel.locator("img").last
-            sources = set()
-            for _ in range(20):  # the output frame keeps changing while the camera streams
-                sources.add(out.get_attribute("src"))
-                page.wait_for_timeout(250)
-            assert len(sources) >= 3, "\n".join(log)
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.on("request", lambda r: "/queue/join" in r.url and runs.append(r.url))
+            page.goto(url)
+            upload = page.locator("input[type=file]").first
+            note = page.locator("[role=tabpanel]:visible")
+            for name, expected in (("astronaut.jpg", "1 face found"), ("two_faces.jpg", "2 faces found")):
+                runs.clear()
+                upload.set_input_files(str(ROOT / "space" / "examples" / name))
+                expect(note.get_by_text(expected)).to_be_visible(timeout=60_000)
+                page.wait_for_timeout(1500)  # a second analysis would have started by now
+                assert len(runs) == 1, (name, runs)  # a photo replacing another: still one
+            runs.clear()
+            page.get_by_text("Examples").locator("xpath=..").locator("button, td, img").first.click()
+            expect(note.get_by_text("1 face found")).to_be_visible(timeout=60_000)  # the astronaut
+            page.wait_for_timeout(1500)
+            assert len(runs) == 1, ("example", runs)
+            runs.clear()
+            upload.set_input_files(str(bad))
+            message = page.get_by_text("Could not read holiday.jpg: not an image")
+            expect(message).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(1500)
+            assert len(runs) == 1 and message.count() == 1  # said once, where the result was
+            # no red badge, no previous result under the message, no broken image in the input
+            assert page.get_by_text("Error", exact=True).count() == 0
+            assert page.locator("#photo-out img").count() == 0
+            assert page.get_by_text("2 faces found").count() == 0
+            assert page.locator("img[alt='']:not([src])").count() == 0
         finally:
             browser.close()
+
+
+def test_live_webcam_tab_boxes_the_face_and_updates_many_times_a_second(served, tmp_path, report):
+    """One viewer streams a fake camera for 8 s; the page's own output image is watched. Reports
+    the median updates per second and the lag from capture to display (README, "Speed", quotes
+    benchmarks/bench_live_browser.py, which measures the same way on a quiet machine)."""
+    from bench_live_browser import measure
+
+    _, url = served
+    shot = Path(os.environ.get("FER_HUB_SCREENSHOTS") or tmp_path) / "live.png"
+    (viewer,) = measure(url, tmp_path, viewers=1, seconds=8, screenshot=shot)
+    report(
+        f"live tab, 1 viewer, fake 30 fps camera: {viewer['updates_per_s']:.1f} updates/s (median), "
+        f"lag {viewer['lag_p50_ms']:.0f} ms median, {viewer['lag_p95_ms']:.0f} ms p95"
+    )
+    # A loaded CI machine gets fewer updates: the figure is reported, not a pass mark. What must
+    # hold is that the view keeps moving and boxes the face in (nearly) every update.
+    assert viewer["updates_per_s"] >= 2, viewer
+    assert viewer["face"] >= 0.9, viewer
+    assert viewer["lag_p50_ms"] < 2000, viewer
+    assert shot.stat().st_size > 10_000

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_hub import MODELS, load_model
+from fer_hub import EMOTIONS, MODELS, load_model
 from fer_hub.explain import gradcam
 from fer_hub.predict import Predictor
 from fer_hub.preprocess import normalize
@@ -87,3 +87,38 @@ def test_predictor_explains_each_face_aligned_with_its_crop(tiny_checkpoints, as
     assert cw == ch and 0.8 * max(w, h) <= cw <= 1.6 * max(w, h)
     assert cx <= x + w / 2 <= cx + cw and cy <= y + h / 2 <= cy + ch
     assert abs(face["crop_angle"]) < 10  # the astronaut holds her head nearly level
+
+
+def test_the_heat_map_lies_on_its_crop_fades_at_the_edge_and_comes_with_a_colour_key():
+    import numpy as np
+
+    from fer_hub.draw import annotate
+
+    gray = np.full((400, 400, 3), 128, np.uint8)
+    yy, xx = np.mgrid[0:48, 0:48]
+    peak = np.exp(-((xx - 30) ** 2 + (yy - 18) ** 2) / 40.0)  # hot right of centre, above it
+    face = {
+        "box": [120, 120, 120, 120],
+        "label": "happy",
+        "probabilities": {e: 1 / 7 for e in EMOTIONS},
+        "uncertain": True,
+        "crop_box": [100, 100, 160, 160],
+        "crop_angle": 0.0,
+        "saliency": peak.tolist(),
+    }
+    plain = np.asarray(annotate(gray, {"faces": [{k: v for k, v in face.items() if k != "saliency"}]}))
+    drawn = np.asarray(annotate(gray, {"faces": [face]})).astype(int)
+    change = np.abs(drawn - plain).sum(-1)
+    inside = change[100:260, 100:260].astype(float)
+    # aligned: the strongest change is where the map's peak falls in the crop (48 -> 160 px)
+    y, x = np.unravel_index(inside.argmax(), inside.shape)
+    assert abs(x - 30 * 160 / 48) < 12 and abs(y - 18 * 160 / 48) < 12
+    # smooth: nothing of the map at the crop's edge, so no hard square around the face
+    ring = np.concatenate(
+        [inside[:3].ravel(), inside[-3:].ravel(), inside[:, :3].ravel(), inside[:, -3:].ravel()]
+    )
+    assert ring.mean() < 0.05 * inside.max()
+    # keyed: a colour key in the lower left corner, only when a map is drawn
+    corner = (slice(330, 400), slice(0, 120))
+    assert change[corner].sum() > 0
+    assert (np.asarray(annotate(gray, {"faces": []})) == gray).all()

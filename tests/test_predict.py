@@ -74,6 +74,29 @@ def test_a_face_crop_is_classified_whole_when_detection_is_off(predictor, astron
     assert [len(r["faces"]) for r in predictor.batch([wall, crop], detect=False)] == [1, 1]
 
 
+def test_fer2013_crops_shipped_with_the_tests_are_scored_whole_as_the_network_sees_them():
+    """The 48x48 FER-2013 crops (tests/data/fer2013) through the shipped model's Predictor with
+    detect=False: one face each, filling the image, with the probabilities the network gives
+    that very image (no resize, no framing in between)."""
+    from pathlib import Path
+
+    from fer_hub.preprocess import normalize
+
+    root = Path(__file__).parent
+    predictor = Predictor.from_pretrained(root.parent / "space" / "checkpoints" / "cnn-model2")
+    crops = sorted((root / "data" / "fer2013").glob("*.png"))
+    results = predictor.batch([str(c) for c in crops], detect=False)
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(c), np.float32) / 255)[None] for c in crops])
+    with torch.no_grad():
+        logits = predictor.torch_model(normalize(x)) / predictor.temperature
+    expected = logits.softmax(-1)[:, [predictor.torch_model.labels.index(e) for e in EMOTIONS]]
+    for crop, result, p in zip(crops, results, expected):
+        check_result(result)
+        (face,) = result["faces"]
+        assert face["box"] == [0, 0, 48, 48], crop.name
+        assert list(face["probabilities"].values()) == pytest.approx(p.tolist(), abs=1e-5), crop.name
+
+
 @pytest.mark.parametrize("kind", ["pil", "gray", "float", "path", "bytes", "file"])
 def test_every_input_kind_gives_the_same_answer(predictor, astronaut, kind, tmp_path):
     pil = Image.fromarray(astronaut)

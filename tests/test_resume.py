@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(tiny_fer: Path, out: Path, *extra: str) -> list[str]:
-    # The strong recipe exercises everything a resume must restore: EMA, one-cycle, erasing, zoom.
+    # The strong recipe exercises everything a resume must restore: EMA, one-cycle, erasing,
+    # zoom; mixup and the degradations draw from the run's generator too.
     return [
         "--dataset", str(tiny_fer), "--recipe", "strong", "--epochs", "3", "--batch-size", "32",
-        "--threads", "1", "--output", str(out), *extra,
+        "--mixup", "0.2", "--degrade", "0.5", "--threads", "1", "--output", str(out), *extra,
     ]  # fmt: skip
 
 

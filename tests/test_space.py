@@ -38,7 +38,8 @@ def test_the_api_lists_only_predict_with_named_and_described_parameters(served):
     api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
     assert sorted(api["named_endpoints"]) == ["/predict", "/video"] and not api["unnamed_endpoints"]
     ep = api["named_endpoints"]["/predict"]
-    assert [p["parameter_name"] for p in ep["parameters"]] == ["image_file", "model"]
+    assert [p["parameter_name"] for p in ep["parameters"]] == ["image_file", "model", "detect"]
+    assert [p["parameter_has_default"] for p in ep["parameters"]] == [False, True, True]
     assert "image file" in ep["parameters"][0]["python_type"]["description"]
     assert "The FileData class" not in json.dumps(api)  # no pasted library docstring, on any endpoint
     assert [r["label"] for r in ep["returns"]] == ["result"]
@@ -67,53 +68,95 @@ def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(served, tmp_path
     assert ok["face_found"] is True
 
 
-def test_an_unreadable_upload_in_the_photo_tab_says_which_file_and_why(served, tmp_path):
-    import gradio as gr
+def test_an_unreadable_upload_in_the_photo_tab_says_which_file_and_why_once_and_clears_the_rest(
+    served, tmp_path
+):
     from gradio.data_classes import FileData
 
     app, _ = served
     bad = tmp_path / "holiday.jpg"
     bad.write_text("not really a jpeg")
+    bomb = tmp_path / "bomb.png"  # a few kilobytes that claim 400 megapixels
+    Image.new("1", (20_000, 20_000)).save(bomb)
     photo = app.PhotoInput(type="filepath")
-    with pytest.raises(gr.Error, match="Could not read holiday.jpg: not an image") as err:
-        photo.preprocess(FileData(path=str(bad), orig_name="holiday.jpg"))
-    assert str(tmp_path) not in str(err.value)
+    for path, reason in ((bad, "not an image"), (bomb, "over the limit of 50 megapixels")):
+        refused = photo.preprocess(FileData(path=str(path), orig_name=path.name))
+        shown_photo, boxed, chart, rows, note, as_json = app.analyze(refused, "custom-cnn")
+        # the words where the result would be; the photo, the picture, chart, table and JSON
+        # emptied, so nothing of the previous photo stays on screen under the message
+        assert note.startswith(f"**Could not read {path.name}: ") and reason in note
+        assert str(tmp_path) not in note
+        assert (shown_photo, boxed, chart, rows, as_json) == (None, None, {}, [], None)
 
 
 def test_ui_functions_return_boxes_chart_table_and_summary(served):
     app, _ = served
-    boxed, chart, rows, note, result = app.analyze(str(EXAMPLE), "custom-cnn")
+    _, boxed, chart, rows, note, result = app.analyze(str(EXAMPLE), "custom-cnn")
     assert isinstance(boxed, Image.Image) and boxed.size == Image.open(EXAMPLE).size
-    assert len(chart) == 7 and len(rows) == 1 and "1 face found" in note
+    assert len(chart["confidences"]) == 7 and len(rows) == 1 and "1 face found" in note
+    top = result["faces"][0]
+    assert chart["headline"] == top["label"] + (" (uncertain)" if top["uncertain"] else "")
+    shown = app.ExpressionChart(num_top_classes=7).postprocess(
+        {"headline": "happy (uncertain)", "confidences": chart["confidences"]}
+    )
+    assert shown.label == "happy (uncertain)" and len(shown.confidences) == 7
     face = result["faces"][0]
     assert "Box colour = predicted expression" in note
     assert face["uncertain"] == (
         max(face["probabilities"].values()) < app.PREDICTORS["custom-cnn"].uncertain_below
     )
-    explained, *_ = app.analyze(str(EXAMPLE), "custom-cnn", True)  # the heat map changes the picture
+    _, explained, *_ = app.analyze(str(EXAMPLE), "custom-cnn", True)  # the heat map changes the picture
     assert explained.size == boxed.size and explained.tobytes() != boxed.tobytes()
-    assert app.analyze(None, "custom-cnn")[3].startswith("Upload a photo")
+    assert app.analyze(None, "custom-cnn")[4].startswith("Upload a photo")
     still = __import__("numpy").asarray(Image.open(EXAMPLE).resize((640, 480)))
-    frame, bars, status, tracker = app.live(still, "custom-cnn", None)
-    assert frame.size == (640, 480) and list(bars["expression"]) == list(EMOTIONS)  # fixed order
-    assert bars["probability"].sum() == pytest.approx(1, abs=1e-5) and "smoothed" in status
-    none, _, status, same = app.live(None, "custom-cnn", tracker)
-    assert none is None and same is tracker
-    _, bars, status, _ = app.live(np.full((480, 640, 3), 128, np.uint8), "custom-cnn", tracker)
-    assert status.startswith("No face in view") and bars["probability"].sum() == 0
+    frame, chart, status, session = app.live(still, "custom-cnn", None)
+    bars = chart_bars(chart)
+    assert frame.size == (640, 480) and list(bars) == list(EMOTIONS)  # fixed order
+    assert sum(bars.values()) == pytest.approx(100, abs=4) and "smoothed" in status  # whole percents
+    none, *_, same = app.live(None, "custom-cnn", session)
+    assert none is None and same is session
+    _, chart, status, _ = app.live(np.full((480, 640, 3), 128, np.uint8), "custom-cnn", session)
+    assert status.startswith("No face in view") and sum(chart_bars(chart).values()) == 0
 
 
-def test_live_view_keeps_one_track_per_face_and_smooths_its_probabilities(served):
+def chart_bars(chart: str) -> dict[str, int]:
+    """The live chart's bars, in the order the page shows them: {expression: percent}."""
+    import re
+
+    return {e: int(p) for e, p in re.findall(r'data-expression="(\w+)" data-percent="(\d+)"', chart)}
+
+
+def test_the_live_view_sends_its_picture_chart_and_status_only_when_they_change(served):
+    import gradio as gr
+    import numpy as np
+
+    app, _ = served
+    still = np.asarray(Image.open(EXAMPLE).resize((640, 480)))
+    frame, chart, status, session = app.live(still, "custom-cnn", None)
+    assert isinstance(chart, str) and isinstance(status, str)
+    # the same frame again (a still camera): the smoothed average stays put, so the page keeps
+    # what it shows, the picture included
+    frame, chart, status, session = app.live(still, "custom-cnn", session)
+    assert all(isinstance(out, type(gr.skip())) for out in (frame, chart, status))
+    # the face moves: a new picture, the same chart
+    moved = np.roll(still, 8, axis=1)
+    frame, chart, _, session = app.live(moved, "custom-cnn", session)
+    assert isinstance(frame, Image.Image)
+    # the face leaves: both change, and are sent
+    _, chart, status, _ = app.live(np.full((480, 640, 3), 128, np.uint8), "custom-cnn", session)
+    assert isinstance(chart, str) and status.startswith("No face in view")
+
+
+def test_live_view_keeps_one_track_per_face(served):
     import numpy as np
 
     app, _ = served
     still = np.asarray(Image.open(EXAMPLE))
-    tracker, charts = None, []
+    session = None
     for _ in range(3):
-        _, bars, _, tracker = app.live(still, "custom-cnn", tracker)
-        charts.append(list(bars["probability"]))
+        _, _, _, session = app.live(still, "custom-cnn", session)
+    tracker = session.tracker
     assert [t.id for t in tracker.tracks] == [1] and tracker.tracks[0].hits == 3
-    assert charts[-1] == pytest.approx(charts[0], abs=1e-6)  # the same face: the average stays put
 
 
 def test_video_endpoint_returns_a_timeline_summary_and_csv(served, tmp_path):
@@ -127,7 +170,7 @@ def test_video_endpoint_returns_a_timeline_summary_and_csv(served, tmp_path):
         handle_file(str(clip)), "custom-cnn", api_name="/video"
     )
     assert Path(plot).stat().st_size > 10_000
-    assert "Analysed every 1 frame" in note and "| 1 |" in note  # one face, its share of time per expression
+    assert "Analysed every frame (" in note and "| 1 |" in note  # one face, its share of time per expression
     with open(csv_file, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 20 and {r["track"] for r in rows} == {"1"}
@@ -552,12 +595,35 @@ def test_a_photo_without_a_face_gets_no_faces_and_a_crop_can_be_classified_whole
     Image.fromarray(np.full((300, 400, 3), 128, np.uint8)).save(wall)
     result = Client(url, verbose=False).predict(handle_file(str(wall)), "cnn-model2", api_name="/predict")
     assert result == {"model": "cnn-model2", "face_found": False, "faces": []}
-    _, chart, rows, note, _ = app.analyze(str(wall), "cnn-model2")
+    _, _, chart, rows, note, _ = app.analyze(str(wall), "cnn-model2")
     assert chart == {} and rows == [] and note.startswith("No face found")
     crop = tmp_path / "crop.png"
     Image.open(EXAMPLE).crop((150, 40, 330, 220)).save(crop)  # the astronaut's face, cropped
-    _, chart, rows, note, shown = app.analyze(str(crop), "cnn-model2", False, True)
-    assert len(rows) == 1 and shown["faces"][0]["box"] == [0, 0, 180, 180] and len(chart) == 7
+    _, _, chart, rows, note, shown = app.analyze(str(crop), "cnn-model2", False, True)
+    assert len(rows) == 1 and shown["faces"][0]["box"] == [0, 0, 180, 180] and len(chart["confidences"]) == 7
+
+
+FER_CROPS = sorted((Path(__file__).parent / "data" / "fer2013").glob("*.png"))
+
+
+def test_fer2013_crops_are_classified_whole_through_the_api_when_detect_is_off(served):
+    """The example crops shipped with the tests (48x48 FER-2013 faces): /predict with
+    detect=false scores each as one face filling the image, exactly as the Predictor does."""
+    from gradio_client import Client, handle_file
+
+    app, url = served
+    client = Client(url, verbose=False)
+    assert len(FER_CROPS) == 7
+    for crop in FER_CROPS:
+        result = client.predict(handle_file(str(crop)), "cnn-model2", False, api_name="/predict")
+        (face,) = result["faces"]
+        assert result["face_found"] is True and face["box"] == [0, 0, 48, 48]
+        direct = app.PREDICTORS["cnn-model2"](str(crop), detect=False)["faces"][0]
+        assert face["label"] == direct["label"]
+        assert face["probabilities"] == pytest.approx(direct["probabilities"], abs=1e-6)
+    # detect left on (the default, as a 2-argument call gets it): a 48x48 crop is too small to
+    # hold a face the detector can find, and the answer says so rather than inventing one
+    assert client.predict(handle_file(str(FER_CROPS[0])), "cnn-model2", api_name="/predict")["faces"] == []
 
 
 def test_the_space_serves_predict_as_an_mcp_tool_with_a_described_image(served):
@@ -584,3 +650,4 @@ def test_the_space_serves_predict_as_an_mcp_tool_with_a_described_image(served):
         "image_file"
     ]
     assert predict.inputSchema["properties"]["model"]["enum"] == ["cnn-model2", "custom-cnn"]
+    assert "already a face crop" in predict.inputSchema["properties"]["detect"]["description"]

@@ -71,3 +71,29 @@ def test_the_timeline_says_how_many_faces_it_left_out(tmp_path, monkeypatch):
     assert titles == ["clip.mp4\n6 of 8 faces shown: the 6 seen longest"]
     plots.plot_tracks(rows[:10], tmp_path / "u.png", title="clip.mp4")  # tracks 1-4: all shown
     assert titles[-1] == "clip.mp4"
+
+
+def test_the_timeline_key_sits_beside_the_curves_not_on_them(tmp_path, monkeypatch):
+    from fer_hub import plots
+    from fer_hub.labels import EMOTIONS
+
+    rows = [
+        {"track": 1, "time_s": i / 10, **{e: (1.0 if e == "happy" else 0.0) for e in EMOTIONS}}
+        for i in range(20)
+    ]
+    seen = {}
+
+    def keep(fig, path, title=""):
+        fig.tight_layout()
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        seen["legend"] = ax.get_legend().get_window_extent()
+        seen["axes"] = ax.get_window_extent()
+        seen["figure"] = fig.bbox
+        return plots._pyplot().close(fig)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.plot_tracks(rows, tmp_path / "t.png")
+    legend, axes, figure = seen["legend"], seen["axes"], seen["figure"]
+    assert legend.x0 >= axes.x1  # right of the panel, where the happy line at 1.0 cannot be hidden
+    assert legend.x1 <= figure.x1  # and still inside the picture

@@ -355,12 +355,77 @@ def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp
         train(bad, log=lambda *_: None)
 
 
+def test_a_warm_start_begins_from_the_given_folders_weights_and_is_recorded(tiny_fer, tmp_path):
+    start = write_model_folder(
+        train(quick(tiny_fer, tmp_path, epochs=1), log=lambda *_: None), tmp_path / "a"
+    )
+    logs = []
+    cfg = quick(tiny_fer, tmp_path, epochs=1, lr=1e-9, init=str(start), output=str(tmp_path / "b"))
+    result = train(cfg, log=logs.append)
+    assert any("starting from the weights of" in str(line) for line in logs)
+    # at a vanishing learning rate the fine-tuned weights are the starting ones (BatchNorm's
+    # running statistics aside)
+    before, after = load_model(start).state_dict(), result.model.state_dict()
+    assert all(
+        torch.allclose(before[k], after[k], atol=1e-4)
+        for k in before
+        if "running" not in k and "num_batches" not in k
+    )
+    assert (
+        result.metrics["init"]["sha256"]
+        == hashlib.sha256((start / "model.safetensors").read_bytes()).hexdigest()
+    )
+    assert (
+        "fine-tuned from the weights of"
+        in (write_model_folder(result, tmp_path / "c") / "README.md").read_text()
+    )
+    wrong = quick(
+        tiny_fer, tmp_path, model="cnn-model2", epochs=1, init=str(start), output=str(tmp_path / "d")
+    )
+    with pytest.raises(FerHubError, match="holds a CustomCNN, not a CnnModel2"):
+        train(wrong, log=lambda *_: None)
+
+
+def test_the_logit_adjusted_loss_is_minimised_by_balanced_logits_where_plain_loss_learns_the_prior():
+    """What a model can learn from a face that carries no signal is one logit vector b. Plain
+    cross-entropy is minimised by softmax(b) = the label frequencies (the model favours the
+    majority class); with tau = 1 the loss sees b + log prior, so the best b is uniform."""
+    y = torch.tensor([0] * 150 + [1, 2, 3, 4, 5, 6] * 5 + [4] * 20)  # 75% angry, 12% neutral
+    prior = torch.bincount(y, minlength=7).float() / len(y)
+    learnt = {}
+    for tau in (0.0, 1.0):
+        cfg = TrainConfig(logit_adjust=tau, label_smoothing=0.0)
+        b = torch.zeros(7, requires_grad=True)
+        opt = torch.optim.Adam([b], lr=0.05)
+        for _ in range(600):
+            opt.zero_grad()
+            loop_mod.label_loss(b.expand(len(y), 7), y, cfg, prior.log()).backward()
+            opt.step()
+        learnt[tau] = b.detach().softmax(-1)
+    assert torch.allclose(learnt[0.0], prior, atol=0.01)
+    assert torch.allclose(learnt[1.0], torch.full((7,), 1 / 7), atol=0.01)
+    # mixup's two labels weigh in by lam: lam = 1 is the plain loss, lam = 0 the mate's
+    logits, cfg = torch.randn(8, 7, generator=torch.Generator().manual_seed(0)), TrainConfig()
+    mate = torch.arange(8).flip(0)
+    for lam, target in ((1.0, y[:8]), (0.0, y[:8][mate])):
+        mixed = loop_mod.label_loss(logits, y[:8], cfg, prior.log(), torch.full((8,), lam), mate)
+        assert torch.isclose(mixed, loop_mod.label_loss(logits, target, cfg, prior.log()))
+
+
+def test_mixup_trains_with_finite_losses_and_is_on_the_card(tiny_fer, tmp_path):
+    result = train(quick(tiny_fer, tmp_path, epochs=1, mixup=0.4, degrade=0.5), log=lambda *_: None)
+    assert all(h["train_loss"] == h["train_loss"] for h in result.history)
+    card = (write_model_folder(result, tmp_path / "m") / "README.md").read_text()
+    assert "mixup with Beta(0.4, 0.4)" in card and "low resolution or low light with probability 0.5" in card
+
+
 @pytest.mark.parametrize(
     "flags",
     [
         "--model custom-cnn --recipe strong --epochs 60 --rotation 10 --scale 0.1 --erase 0 --teacher t",
         "--model cnn-model2 --recipe reference --limit 500 --lr 0.002 --batch-size 32 --save-dtype float16",
         "--recipe fast --device cuda --threads 4 --output o --ema 0.99 --weight-decay 0.01 --seed 3",
+        "--model cnn-model2 --recipe strong --init a/b --mixup 0.2 --logit-adjust 1 --degrade 0.3",
     ],
 )
 def test_reproduce_command_rebuilds_the_run_it_describes(flags):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentConfig", "augment_batch"]
+__all__ = ["AugmentConfig", "augment_batch", "degrade_batch", "DEGRADATIONS"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class AugmentConfig:
     scale: float = 0.0  # zoom by a factor uniform in [1 - s, 1 + s] (faces vary in size in a crop)
     erase: float = 0.0  # probability of graying out one random rectangle (occlusion: hands, glasses)
     erase_area: tuple[float, float] = (0.02, 0.2)  # its area, as a fraction of the image
+    # probability of one of the degradations a face from a real camera suffers and FER-2013's
+    # studio-like crops rarely show: blur, sensor noise, low resolution, low light
+    degrade: float = 0.0
 
 
 def augment_batch(
@@ -90,4 +93,44 @@ def augment_batch(
             & on.view(B, 1, 1)
         )
         x = x.masked_fill(box.unsqueeze(1), 0.5)
+    if cfg.degrade:
+        x = degrade_batch(x, cfg.degrade, generator)
     return x
+
+
+DEGRADATIONS = ("blur", "noise", "low resolution", "low light")
+
+
+def degrade_batch(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image of `x` (B, 1, H, W) in [0, 1], with probability `p`, suffers one of
+    DEGRADATIONS at a random strength. Every variant is computed for the whole batch (cheap at
+    48x48) and each image picks its own, so a batch costs the same whatever was drawn."""
+    B, C, H, W = x.shape
+    dev, dtype = x.device, x.dtype
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return torch.rand(B, device=dev, generator=generator) * (hi - lo) + lo
+
+    which = torch.randint(0, len(DEGRADATIONS), (B,), device=dev, generator=generator)
+    on = uniform(0, 1) < p
+    # blur: a Gaussian of sigma 0.5-1.5 px, one kernel per image through a grouped convolution
+    sigma = uniform(0.5, 1.5).to(dtype)
+    r = torch.arange(-2, 3, device=dev, dtype=dtype)
+    k1 = torch.exp(-(r.view(1, -1) ** 2) / (2 * sigma.view(-1, 1) ** 2))
+    k1 = k1 / k1.sum(-1, keepdim=True)
+    kernel = (k1.view(B, 5, 1) * k1.view(B, 1, 5)).view(B, 1, 5, 5)
+    padded = F.pad(x.reshape(1, B * C, H, W), (2, 2, 2, 2), mode="replicate")
+    blurred = F.conv2d(padded, kernel.repeat_interleave(C, 0), groups=B * C).view(B, C, H, W)
+    # noise: Gaussian, sigma 2-8% of the range
+    noise = torch.randn(x.shape, device=dev, generator=generator, dtype=dtype)
+    noisy = (x + noise * uniform(0.02, 0.08).to(dtype).view(B, 1, 1, 1)).clamp(0, 1)
+    # low resolution: down to 12-24 px (one size per batch) and back up, as a small face in a photo
+    side = int(torch.randint(12, 25, (1,), device=dev, generator=generator))
+    small = F.interpolate(x, size=(side, side), mode="area")
+    lowres = F.interpolate(small, size=(H, W), mode="bilinear", align_corners=False)
+    # low light: darker by 30-70%, with a gamma that crushes the shadows
+    gamma = uniform(1.0, 2.0).to(dtype).view(B, 1, 1, 1)
+    dark = x.clamp_min(1e-6).pow(gamma) * uniform(0.3, 0.7).to(dtype).view(B, 1, 1, 1)
+    variants = torch.stack([blurred, noisy, lowres, dark])  # (4, B, C, H, W)
+    picked = variants[which, torch.arange(B, device=dev)]
+    return torch.where(on.view(B, 1, 1, 1), picked, x)

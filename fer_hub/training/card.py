@@ -2,19 +2,27 @@
 
 The YAML header carries license, library, tags, dataset, metrics and `model-index` eval results,
 so the Hub shows the scores on the model page.
+
+The Hub's newer `.eval_results/*.yaml` format is not written: it only accepts scores on a
+dataset registered as a Benchmark (with an `eval.yaml` naming its tasks), which no FER-2013 copy
+on the Hub is; `model-index` is what the model page shows for it.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..labels import EMOTIONS
-from ..models import PROJECT_URL
+from ..models import PROJECT_URL, library_metadata
 from .config import CARD_SETTINGS, TrainConfig, reproduce_command
+from .data import DEFAULT_DATASET
 
-__all__ = ["build_model_card", "LIMITATIONS"]
+__all__ = ["build_model_card", "hub_metadata", "LIMITATIONS"]
+
+_DATASET_NAME = "FER-2013"  # its display name in model-index
 
 LIMITATIONS = """\
 - **Expressions are not emotions.** The model labels the visible configuration of a face; it
@@ -33,8 +41,22 @@ LIMITATIONS = """\
 """
 
 
-def _is_hub_id(dataset: str) -> bool:
-    return dataset.count("/") == 1 and not dataset.startswith((".", "/", "~"))
+def _hub_dataset(dataset: str) -> str:
+    """The Hub dataset id a run's `dataset` setting is credited to.
+
+    A Hub id is itself. A local folder is a copy of FER-2013 laid out like a Hub dataset repo
+    (see .data); the Hub links a model to its data only by id, so it is credited to the copy the
+    loader defaults to. The card's "Training data" section still names the folder."""
+    is_hub_id = (
+        dataset.count("/") == 1 and not dataset.startswith((".", "/", "~")) and not os.path.isdir(dataset)
+    )
+    return dataset if is_hub_id else DEFAULT_DATASET
+
+
+def hub_metadata(dataset: str) -> dict:
+    """What the Hub files and filters a trained model under (library, license, task, tags and
+    training data): the card's YAML and the folder's config.json both carry it."""
+    return {**library_metadata(), "datasets": [_hub_dataset(dataset)]}
 
 
 def _pct(x: float) -> str:
@@ -48,6 +70,10 @@ def _augmentation_text(config: dict) -> str:
     aug.append("random crop 48 with padding 4, brightness and contrast jitter 0.2")
     if config["erase"]:
         aug.append(f"random erasing with probability {config['erase']:g}")
+    if config.get("degrade"):
+        aug.append(f"one of blur, noise, low resolution or low light with probability {config['degrade']:g}")
+    if config.get("mixup"):
+        aug.append(f"mixup with Beta({config['mixup']:g}, {config['mixup']:g}) weights")
     selection = (
         f"an exponential moving average of the weights (decay {config['ema']:g}) is what is "
         "validated, selected and shipped"
@@ -55,6 +81,10 @@ def _augmentation_text(config: dict) -> str:
         else "the weights of the best epoch on validation are shipped"
     )
     stopping = f"early stopping (patience {config['patience']}); " if config.get("patience") else ""
+    if config.get("logit_adjust"):
+        stopping += f"logit-adjusted (tau {config['logit_adjust']:g} times the log class frequency); "
+    if config.get("init"):
+        stopping += f"fine-tuned from the weights of `{config['init']}`; "
     if config.get("teacher"):
         stopping += (
             f"distilled from `{config['teacher']}` (weight {config['distill']:g}, temperature "
@@ -99,14 +129,15 @@ On test, {t["coverage"]:.1%} of faces are not flagged uncertain{kept}.
 
 
 def _card_data(model_name: str, metrics: dict, dataset: str) -> ModelCardData:
-    """The card's YAML: what the Hub filters on, and every score as `model-index` results."""
-    dataset_id = dataset if _is_hub_id(dataset) else "fer2013"
+    """The card's YAML: what the Hub filters on, and every score as `model-index` results, one
+    result per split."""
+    meta = hub_metadata(dataset)
     eval_results = [
         EvalResult(
-            task_type="image-classification",
+            task_type=meta["pipeline_tag"],
             task_name="Facial expression recognition",
-            dataset_type=dataset_id,
-            dataset_name="FER-2013",
+            dataset_type=meta["datasets"][0],
+            dataset_name=_DATASET_NAME,
             dataset_split=split,
             metric_type=metric_type,
             metric_name=name,
@@ -122,21 +153,7 @@ def _card_data(model_name: str, metrics: dict, dataset: str) -> ModelCardData:
         )
     ]
     return ModelCardData(
-        model_name=model_name,
-        library_name="fer-hub",
-        license="mit",
-        pipeline_tag="image-classification",
-        tags=[
-            "image-classification",
-            "facial-expression-recognition",
-            "fer2013",
-            "pytorch",
-            "model_hub_mixin",
-            "pytorch_model_hub_mixin",
-        ],
-        datasets=[dataset] if _is_hub_id(dataset) else None,
-        metrics=["accuracy", "f1"],
-        eval_results=eval_results or None,
+        model_name=model_name, **meta, metrics=["accuracy", "f1"], eval_results=eval_results or None
     )
 
 
@@ -163,14 +180,14 @@ def _recipe_text(metrics: dict, config: dict) -> tuple[str, str, str]:
     defaults = asdict(TrainConfig())
     recipe = "\n".join(f"| `{k}` | {config.get(k, defaults.get(k))} |" for k in CARD_SETTINGS)
     augmentation = _augmentation_text({**defaults, **config})
-    teacher = metrics.get("teacher")
-    if teacher:
-        known = [teacher.get("architecture", "")]
-        if "validation_accuracy" in teacher:
-            known.append(f"validation accuracy {_pct(teacher['validation_accuracy'])}")
-        if "sha256" in teacher:
-            known.append(f"model.safetensors sha256 `{teacher['sha256'][:16]}`")
-        augmentation += f" The teacher, as it was when this run read it: {', '.join(k for k in known if k)}."
+    for key, role in (("teacher", "The teacher"), ("init", "The starting weights")):
+        if source := metrics.get(key):
+            known = [source.get("architecture", "")]
+            if "validation_accuracy" in source:
+                known.append(f"validation accuracy {_pct(source['validation_accuracy'])}")
+            if "sha256" in source:
+                known.append(f"model.safetensors sha256 `{source['sha256'][:16]}`")
+            augmentation += f" {role}, as read when this run started: {', '.join(k for k in known if k)}."
     return augmentation, recipe, reproduce_command({**defaults, **config})
 
 

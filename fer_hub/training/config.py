@@ -131,6 +131,13 @@ class TrainConfig:
     scale: float = setting(0.0, "random zoom, +- fraction, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
     # one gray rectangle, 2-20% of the face
     erase: float = setting(0.0, "probability of erasing a random patch, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
+    # warm start: fine-tune a trained model instead of a random initialisation
+    init: str | None = setting(None, "start from the weights of this trained model folder of the same architecture (fine-tuning; default: a random initialisation)", group=RECIPE, card=True)  # fmt: skip
+    # Aimed at features that separate expressions rather than at FER-2013's majority classes
+    # (happy and neutral are 40% of its training split).
+    mixup: float = setting(0.0, "mixup: blend pairs of training images and their labels with a Beta(a, a) weight; a = this, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
+    logit_adjust: float = setting(0.0, "logit-adjusted loss (Menon et al. 2021): add this times log(class frequency) to the logits in the label loss, so the model does not buy accuracy by favouring frequent expressions; 1 = balanced, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
+    degrade: float = setting(0.0, "probability of one photographic degradation per image: blur, noise, low resolution or low light, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
     # distillation: soft targets from a trained model folder (its flip-averaged probabilities on
     # the un-augmented training images, computed once), mixed into the loss
     teacher: str | None = setting(None, "distil from this trained model folder (its soft targets join the loss; default: none)", group=RECIPE, card=True)  # fmt: skip

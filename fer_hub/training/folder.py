@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from .calibration import calibration_report, no_signal_note
-from .card import build_model_card
+from .card import build_model_card, hub_metadata
 from .evaluate import predict_logits
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
 from .state import TEMP_PREFIX
@@ -62,6 +62,7 @@ def _write_model_files(result: RunResult, out: Path) -> None:
     if cfg.save_dtype == "float16":
         to_save = copy.deepcopy(result.model).half()
     to_save.save_pretrained(out)
+    _update_config(out, hub_metadata(cfg.dataset))
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
     (out / "history.json").write_text(json.dumps(result.history, indent=2))
     (out / "training_args.json").write_text(json.dumps(_portable(asdict(cfg)), indent=2))
@@ -94,7 +95,7 @@ def _replace_folder(out: Path, staged: Path) -> None:
 
 
 # Settings that name a place on the training machine, recorded relative to where the run started.
-_PATH_SETTINGS = ("dataset", "teacher", "output")
+_PATH_SETTINGS = ("dataset", "teacher", "init", "output")
 
 
 def _portable(config: dict) -> dict:
@@ -142,11 +143,7 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
 def write_calibration(folder: Path, report: dict) -> None:
     """Temperature and threshold into config.json (where `from_pretrained` reads them), and the
     whole report into metrics.json."""
-    config_file = folder / "config.json"
-    config = json.loads(config_file.read_text())
-    config["temperature"] = report["temperature"]
-    config["uncertain_below"] = report["uncertain_below"]
-    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
+    _update_config(folder, {k: report[k] for k in ("temperature", "uncertain_below")})
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
@@ -154,10 +151,20 @@ def write_calibration(folder: Path, report: dict) -> None:
         metrics_file.write_text(json.dumps(metrics, indent=2))
 
 
-def refresh_model_card(folder) -> None:
-    """Rewrite `folder`/README.md from its metrics.json, training_args.json and config.json."""
+def _update_config(folder: Path, values: dict) -> None:
+    """Set `values` in `folder`/config.json, written as the mixin writes it; the weights are not
+    touched (re-saving the model would also rewrite model.safetensors)."""
+    config_file = folder / "config.json"
+    config = {**json.loads(config_file.read_text()), **values}
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True))
+
+
+def refresh_model_card(folder: str | Path) -> None:
+    """Rewrite `folder`/README.md from its metrics.json, training_args.json and config.json, and
+    bring the Hub metadata in its config.json up to date."""
     folder = Path(folder)
     metrics = json.loads((folder / "metrics.json").read_text())
     config = json.loads((folder / "training_args.json").read_text())
     architecture = json.loads((folder / "config.json").read_text())["architecture"]
+    _update_config(folder, hub_metadata(config["dataset"]))
     build_model_card(metrics, config, MODELS[architecture]).save(folder / "README.md")

@@ -13,12 +13,21 @@ from pathlib import Path
 from ..errors import AccessError, InputError
 from .state import STATE_FILE, TEMP_PREFIX
 
-__all__ = ["check_can_push", "push_folder", "NOT_UPLOADED"]
+__all__ = ["check_can_push", "check_repo_id", "push_folder", "NOT_UPLOADED"]
 
 # A run's resumable training state (and its temp file mid-write) is scratch space, not the model.
 NOT_UPLOADED = [STATE_FILE, f"{TEMP_PREFIX}*"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def check_repo_id(repo_id: str, flag: str = "--repo-id") -> None:
+    """Refuse, naming the `flag` it came from, a repo id the Hub would refuse."""
+    if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
+        raise InputError(
+            f"{flag} {repo_id!r} is not a valid Hub repo id: expected ORG/NAME made of letters, "
+            f"digits, '-', '_' and '.', e.g. my-org/fer-custom-cnn"
+        )
 
 
 def check_can_push(repo_id: str | None) -> str:
@@ -31,11 +40,7 @@ def check_can_push(repo_id: str | None) -> str:
 
     if not repo_id:
         raise InputError("--push needs --repo-id ORG/NAME (the model repo to create or update)")
-    if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id or repo_id.endswith(".git"):
-        raise InputError(
-            f"--repo-id {repo_id!r} is not a valid Hub repo id: expected ORG/NAME made of letters, "
-            f"digits, '-', '_' and '.', e.g. my-org/fer-custom-cnn"
-        )
+    check_repo_id(repo_id)
     token = get_token()
     if not token:
         raise AccessError(

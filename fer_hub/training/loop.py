@@ -128,8 +128,8 @@ def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tenso
     return p[:, order]
 
 
-def teacher_record(folder: str | Path) -> dict:
-    """What identifies a distillation teacher once its folder has moved on: its architecture,
+def folder_record(folder: str | Path) -> dict:
+    """What identifies a model folder the run read (a distillation teacher, a warm start) once it has moved on: its architecture,
     its validation accuracy and the sha256 of its weights file."""
     import hashlib
 
@@ -195,6 +195,7 @@ class Run:
     X: torch.Tensor  # (N, 1, 48, 48) uint8 on the device
     Y: torch.Tensor
     soft: torch.Tensor | None  # (N, 7) distillation targets
+    log_prior: torch.Tensor  # (7,)
     gen: torch.Generator  # permutations and augmentation
     aug: AugmentConfig
     steps_per_epoch: int
@@ -217,7 +218,11 @@ def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, 
         f"channels_last {cfg.channels_last}, compile {use_compile}"
     )
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = MODELS[cfg.model]().to(device, memory_format=memory_format)
+    model = MODELS[cfg.model]()
+    if cfg.init:
+        model.load_state_dict(init_weights(cfg))
+        log(f"[model] starting from the weights of {cfg.init}")
+    model = model.to(device, memory_format=memory_format)
     log(f"[model] {type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters")
     # Drop a last partial batch (BatchNorm dislikes a batch of 1); tiny data gets one short step.
     steps_per_epoch = max(1, len(x_train) // cfg.batch_size)
@@ -235,8 +240,15 @@ def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, 
         X=x_train.to(device),
         Y=y_train.to(device),
         soft=teacher_targets(cfg, x_train, log).to(device) if cfg.teacher else None,
+        # log of each class's share of the training labels, for the logit-adjusted loss
+        log_prior=torch.bincount(y_train, minlength=len(EMOTIONS))
+        .clamp_min(1)
+        .float()
+        .div(len(y_train))
+        .log()
+        .to(device),
         gen=torch.Generator(device=device).manual_seed(cfg.seed),
-        aug=AugmentConfig(max_rotation=cfg.rotation, scale=cfg.scale, erase=cfg.erase),
+        aug=AugmentConfig(max_rotation=cfg.rotation, scale=cfg.scale, erase=cfg.erase, degrade=cfg.degrade),
         steps_per_epoch=steps_per_epoch,
         memory_format=memory_format,
         use_bf16=use_bf16,
@@ -244,17 +256,25 @@ def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, 
 
 
 def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on training images `idx`: augment, forward, loss (label-smoothed, plus
-    distillation), backward, step, schedule, weight average. Returns (loss, logits), detached."""
+    """One optimizer step on training images `idx`: augment (and mix), forward, loss
+    (label-smoothed and logit-adjusted, plus distillation), backward, step, schedule, weight
+    average. Returns (loss, logits), detached."""
     cfg = run.cfg
-    xb = normalize(augment_batch(run.X[idx].float().div_(255), run.aug, run.gen))  # (B, 1, 48, 48)
-    xb = xb.contiguous(memory_format=run.memory_format)
+    xb = augment_batch(run.X[idx].float().div_(255), run.aug, run.gen)  # (B, 1, 48, 48) in [0, 1]
+    lam, mate = mixup_pairs(run, len(idx))
+    if lam is not None:
+        xb = lam.view(-1, 1, 1, 1) * xb + (1 - lam.view(-1, 1, 1, 1)) * xb[mate]
+    xb = normalize(xb).contiguous(memory_format=run.memory_format)
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16):
         logits = run.step_model(xb)
-    loss = F.cross_entropy(logits.float(), run.Y[idx], label_smoothing=cfg.label_smoothing)
+    logits = logits.float()
+    loss = label_loss(logits, run.Y[idx], cfg, run.log_prior, lam, mate)
     if run.soft is not None:
         t = cfg.distill_temperature
-        kd = F.kl_div(F.log_softmax(logits.float() / t, -1), run.soft[idx], reduction="batchmean")
+        soft = run.soft[idx]
+        if lam is not None:
+            soft = lam.view(-1, 1) * soft + (1 - lam.view(-1, 1)) * soft[mate]
+        kd = F.kl_div(F.log_softmax(logits / t, -1), soft, reduction="batchmean")
         loss = (1 - cfg.distill) * loss + cfg.distill * t * t * kd
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -264,6 +284,55 @@ def train_step(run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     if run.ema:
         run.ema.update(run.model)
     return loss.detach(), logits.detach()
+
+
+def label_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    log_prior: torch.Tensor,
+    lam: torch.Tensor | None = None,
+    mate: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Label-smoothed cross-entropy, logit-adjusted by `cfg.logit_adjust` and mixed by mixup's
+    (lam, mate) when given. Menon et al. 2021: the loss sees logits + tau * log prior, so the
+    logits themselves learn the class-balanced decision, and inference uses them as they are."""
+    adjusted = logits + cfg.logit_adjust * log_prior if cfg.logit_adjust else logits
+    per_image = F.cross_entropy(adjusted, y, label_smoothing=cfg.label_smoothing, reduction="none")
+    if lam is not None:
+        mate_loss = F.cross_entropy(adjusted, y[mate], label_smoothing=cfg.label_smoothing, reduction="none")
+        per_image = lam * per_image + (1 - lam) * mate_loss
+    return per_image.mean()
+
+
+def mixup_pairs(run: Run, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """mixup (Zhang et al. 2018): each image's weight lam ~ Beta(a, a) and the batch position of
+    the image it is blended with; (None, None) when mixup is off. Drawn from the run's generator
+    (numpy's Beta seeded from it), so a resumed run mixes as an unbroken one would."""
+    if not run.cfg.mixup:
+        return None, None
+    import numpy as np
+
+    seed = int(torch.randint(0, 2**31 - 1, (1,), device=run.device, generator=run.gen))
+    lam = np.random.default_rng(seed).beta(run.cfg.mixup, run.cfg.mixup, size=n)
+    mate = torch.randperm(n, device=run.device, generator=run.gen)
+    return torch.from_numpy(lam).float().to(run.device), mate
+
+
+def init_weights(cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """The state dict of `cfg.init`, a trained model folder of `cfg.model`'s architecture."""
+    from ..models import load_model
+
+    try:
+        source = load_model(cfg.init)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise InputError(f"--init {cfg.init}: {e}") from None
+    if not isinstance(source, MODELS[cfg.model]):
+        raise InputError(
+            f"--init {cfg.init} holds a {type(source).__name__}, not a {MODELS[cfg.model].__name__} "
+            f"(--model {cfg.model})"
+        )
+    return source.state_dict()
 
 
 def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult:
@@ -284,8 +353,8 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
     x_train, y_train = data.x_train[: cfg.limit or None], data.y_train[: cfg.limit or None]
     log(f"[data] {data.summary()}; training on {len(x_train):,} images")
     run = prepare_run(cfg, x_train, y_train, log)
-    # recorded now: the teacher's folder may hold another model by the time the card is read
-    teacher = teacher_record(cfg.teacher) if cfg.teacher else None
+    # recorded now: a teacher's or init's folder may hold another model by the time the card is read
+    sources = {k: folder_record(getattr(cfg, k)) for k in ("teacher", "init") if getattr(cfg, k)}
     if state.model is not None:
         state.restore(run.model, run.opt, run.sched, run.ema, run.gen)
     if state.epoch < cfg.epochs and not state.done:
@@ -323,7 +392,7 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
         )
     if state.best_weights is None:
         raise RunError("training stopped before the first epoch finished: nothing to save")
-    return final_report(cfg, state, data, run, teacher, interrupted, log)
+    return final_report(cfg, state, data, run, sources, interrupted, log)
 
 
 def state_size(model: str) -> int:
@@ -376,7 +445,7 @@ def final_report(
     state: TrainState,
     data: FERData,
     run: Run,
-    teacher: dict | None,
+    sources: dict[str, dict],
     interrupted: bool,
     log=print,
 ) -> RunResult:
@@ -425,8 +494,7 @@ def final_report(
         parameters=sum(p.numel() for p in best.parameters()),
         data_notes=data.notes,
     )
-    if teacher:
-        metrics["teacher"] = teacher
+    metrics.update(sources)  # "teacher", "init": what folder_record saw at the start
     for split in ("validation", "test"):
         if split in metrics:
             m = metrics[split]
