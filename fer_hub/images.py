@@ -67,6 +67,8 @@ def load_image(src, *, mode: str = "L", name: str | None = None, max_pixels: int
             im.seek(0)  # animated GIF/WebP/APNG: the first frame
             im.load()
             return _convert(im, mode, owned=True)
+    except ImageError as e:  # the pixels themselves (a float TIFF holding NaN): said as they are
+        raise ImageError(e.reason, what) from None
     except UnidentifiedImageError as e:
         raise ImageError(NOT_AN_IMAGE, what) from e
     except Image.DecompressionBombError as e:
@@ -77,6 +79,7 @@ def load_image(src, *, mode: str = "L", name: str | None = None, max_pixels: int
 
 NOT_AN_IMAGE = "not an image, or a format this app cannot read (JPEG, PNG, WebP, GIF, BMP or TIFF)"
 CORRUPT_IMAGE = "corrupt or truncated image"
+NOT_FINITE = "its pixel values include NaN or infinity"
 
 
 def too_large(max_pixels: int) -> str:
@@ -125,7 +128,7 @@ def _array_to_image(a: np.ndarray) -> Image.Image:
         a = (a.astype(np.float32) / 257).round().astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all():
-            raise ImageError("numpy image contains NaN or infinite values")
+            raise ImageError(NOT_FINITE)
         scale = 255 if a.max() <= 1.0 else 1  # floats in [0, 1], else already 0..255
         a = (a * scale).clip(0, 255).round().astype(np.uint8)
     elif np.issubdtype(a.dtype, np.integer):

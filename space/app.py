@@ -188,6 +188,18 @@ def video(video_file: str | None, model: str, progress=gr.Progress()):
     return str(plot), note, str(csv_file)
 
 
+def video_tab(video_file: str | None, model: str, progress=gr.Progress()):
+    """The Video tab: `video`, but a clip that cannot be used is explained once, in the
+    summary's place, with the previous clip's plot and CSV cleared (a program calling /video
+    gets the error itself)."""
+    if not video_file:
+        return None, "Upload a clip first (mp4, webm or mov).", None
+    try:
+        return video(video_file, model, progress)
+    except gr.Error as e:
+        return None, f"**{e.message}**", None
+
+
 # Uploads and results of every visitor are deleted KEEP_FILES_S after they were made.
 with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S // 6, KEEP_FILES_S)) as demo:
     gr.Markdown(
@@ -280,7 +292,10 @@ with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S /
         photo_events.append(examples.load_input_event.then)
     for event in photo_events:
         event(analyze, [photo, model, explain, cropped], outputs, api_visibility="private")
-    clip_run.click(video, [clip, model], [clip_plot, clip_note, clip_csv], api_name="video")
+    clip_run.click(video_tab, [clip, model], [clip_plot, clip_note, clip_csv], api_visibility="private")
+    # /video for programs and agents: the same outputs, and errors raised, not written out
+    clip_api = gr.Button(visible=False)
+    clip_api.click(video, [clip, model], [clip_plot, clip_note, clip_csv], api_name="video")
     cam.stream(
         live,
         [cam, model, cam_session],

@@ -16,7 +16,7 @@ from gradio_client import handle_file
 from PIL import Image, UnidentifiedImageError
 from views import MAX_IMAGE_PIXELS
 
-from fer_hub.images import CORRUPT_IMAGE, NOT_AN_IMAGE, ImageError, check_size, too_large
+from fer_hub.images import CORRUPT_IMAGE, NOT_AN_IMAGE, ImageError, check_size, load_image, too_large
 from fer_hub.results import json_schema
 
 log = logging.getLogger("fer_hub.space")
@@ -82,6 +82,8 @@ class PhotoInput(gr.Image):
             if payload is not None and payload.path:
                 with Image.open(payload.path) as im:  # the header only: refuse before decoding
                     check_size(*im.size, MAX_IMAGE_PIXELS)
+                    if im.mode == "F":  # float pixels, which gr.Image would convert NaN and all
+                        load_image(im)  # refuses NaN and infinity in fer_hub's words
             return super().preprocess(payload)
         except ImageError as e:
             reason = e.reason

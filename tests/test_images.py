@@ -95,6 +95,18 @@ def test_unreadable_bytes_raise_a_specific_error(data, message):
         load_image(data, name="upload.bin")
 
 
+def test_a_float_tiff_holding_nan_is_refused_saying_so_not_analysed(tmp_path):
+    pixels = np.full((64, 64), 0.5, np.float32)
+    pixels[10:20] = np.nan
+    Image.fromarray(pixels, mode="F").save(tmp_path / "scan.tif")
+    with pytest.raises(ImageError, match=r"scan.tif: its pixel values include NaN or infinity") as err:
+        load_image(tmp_path / "scan.tif")
+    assert err.value.reason == "its pixel values include NaN or infinity"
+    finite = tmp_path / "fine.tif"
+    Image.fromarray(np.full((64, 64), 0.5, np.float32), mode="F").save(finite)
+    assert np.asarray(load_image(finite)).mean() == pytest.approx(128, abs=1)
+
+
 def test_bad_arrays_and_types_raise_a_specific_error(tmp_path):
     with pytest.raises(ImageError, match="shape"):
         load_image(np.zeros((2, 3, 4, 5), np.uint8))

@@ -79,7 +79,13 @@ def test_an_unreadable_upload_in_the_photo_tab_says_which_file_and_why_once_and_
     bomb = tmp_path / "bomb.png"  # a few kilobytes that claim 400 megapixels
     Image.new("1", (20_000, 20_000)).save(bomb)
     photo = app.PhotoInput(type="filepath")
-    for path, reason in ((bad, "not an image"), (bomb, "over the limit of 50 megapixels")):
+    nan = tmp_path / "scan.tif"  # float pixels with NaN: refused, not converted and analysed
+    Image.fromarray(np.where(np.eye(64) > 0, np.nan, 0.5).astype(np.float32), mode="F").save(nan)
+    for path, reason in (
+        (bad, "not an image"),
+        (bomb, "over the limit of 50 megapixels"),
+        (nan, "pixel values include NaN or infinity"),
+    ):
         refused = photo.preprocess(FileData(path=str(path), orig_name=path.name))
         shown_photo, boxed, chart, rows, note, as_json = app.analyze(refused, "custom-cnn")
         # the words where the result would be; the photo, the picture, chart, table and JSON
@@ -174,6 +180,22 @@ def test_video_endpoint_returns_a_timeline_summary_and_csv(served, tmp_path):
     with open(csv_file, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 20 and {r["track"] for r in rows} == {"1"}
+
+
+def test_the_video_tab_explains_a_clip_it_cannot_use_once_and_clears_the_last_result(served, tmp_path):
+    """The page's button gets the words in the summary's place and empty outputs (no red badge
+    over the previous clip's plot); a program calling /video gets the error."""
+    import gradio as gr
+
+    app, _ = served
+    bad = tmp_path / "holiday.mp4"
+    bad.write_text("not a video")
+    plot, note, csv_file = app.video_tab(str(bad), "custom-cnn", progress=lambda *a, **k: None)
+    assert plot is None and csv_file is None
+    assert note.startswith("**Could not read holiday.mp4: ") and str(tmp_path) not in note
+    assert app.video_tab(None, "custom-cnn")[1].startswith("Upload a clip first")
+    with pytest.raises(gr.Error, match="Could not read holiday.mp4"):
+        app.video(str(bad), "custom-cnn", progress=lambda *a, **k: None)
 
 
 @pytest.mark.slow
