@@ -41,6 +41,7 @@ from views import (  # noqa: E402
     FACE_COLUMNS,
     KEEP_FILES_S,
     LIVE_CHART_CSS,
+    LIVE_MAX_SIDE,
     LIVE_STREAM_EVERY,
     MAX_UPLOAD_BYTES,
     QUEUE_SIZE,
@@ -145,7 +146,7 @@ def live(frame, model: str, session: LiveSession | None):
     result = session.tracker.smooth(predictor(frame, stream=True), predictor.uncertain_below)
     top_uncertain = bool(result["faces"]) and bool(result["faces"][0].get("uncertain"))
     chart, status = live_chart(chart_data(result), top_uncertain), live_status(result)
-    shown = annotate(frame, result, max_side=None)
+    shown = annotate(frame, result, max_side=LIVE_MAX_SIDE)
     digest = hashlib.blake2b(shown.tobytes(), digest_size=16).digest()
     sent = (
         gr.skip() if digest == session.frame else shown,

@@ -44,6 +44,7 @@ __all__ = [
     "QUEUE_SIZE",
     "KEEP_FILES_S",
     "LIVE_STREAM_EVERY",
+    "LIVE_MAX_SIDE",
     "video_report",
 ]
 
@@ -67,6 +68,9 @@ QUEUE_SIZE = 16
 # Seconds between the webcam frames the live tab sends (gradio's stream_every), chosen with
 # benchmarks/bench_live_browser.py (README, "Speed").
 LIVE_STREAM_EVERY = 0.05
+# Longer side of the picture the live tab sends back: the page shows it about this size, and a
+# smaller picture is less for the server to encode and the browser to fetch and decode.
+LIVE_MAX_SIDE = 480
 # Uploads and results are deleted this long after they were made (checked every KEEP_FILES_S / 6).
 KEEP_FILES_S = 1800
 

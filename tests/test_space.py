@@ -117,7 +117,7 @@ def test_ui_functions_return_boxes_chart_table_and_summary(served):
     still = __import__("numpy").asarray(Image.open(EXAMPLE).resize((640, 480)))
     frame, chart, status, session = app.live(still, "custom-cnn", None)
     bars = chart_bars(chart)
-    assert frame.size == (640, 480) and list(bars) == list(EMOTIONS)  # fixed order
+    assert frame.size == (480, 360) and list(bars) == list(EMOTIONS)  # LIVE_MAX_SIDE; fixed order
     assert sum(bars.values()) == pytest.approx(100, abs=4) and "smoothed" in status  # whole percents
     none, *_, same = app.live(None, "custom-cnn", session)
     assert none is None and same is session
