@@ -50,6 +50,10 @@ def test_the_api_lists_only_predict_with_named_and_described_parameters(served):
     )
     example = ep["parameters"][0]["example_input"]["path"]  # "Use via API" sends a photo, not a PDF
     assert example.endswith("/skimage/data/astronaut.png")
+    video = api["named_endpoints"]["/video"]
+    assert [p["parameter_name"] for p in video["parameters"]] == ["video_file", "model"]
+    assert [r["label"] for r in video["returns"]] == ["timeline", "summary", "faces_csv"]
+    assert "raw_angry" in video["returns"][2]["python_type"]["description"]  # the CSV's columns, said
 
 
 def test_bad_file_is_a_clear_error_and_the_server_keeps_serving(served, tmp_path):
