@@ -12,7 +12,8 @@ camera frame it shows and the number of the frame the camera shows at that momen
 difference is the lag from capture to display (to within one camera frame, 33 ms).
 
 Per viewer it prints the median updates per second (over 1 s windows), the median and 95th
-percentile lag, and the share of updates with a face boxed. The browser shares the machine's
+percentile lag, and the share of updates with a face boxed (`measure` also returns the lowest
+opacity the status line showed and the most progress timers seen over the outputs). The browser shares the machine's
 cores with the server, as it would not on a real Space: viewers beyond one are a lower bound.
 Stop any training run first: it shares the cores.
 """
@@ -62,7 +63,7 @@ def write_camera_clip(path: Path, frames: int = FRAMES, shade: int = 90) -> Path
 
 # Runs in the page: watches the live tab's output image for `seconds` and returns, per update,
 # its time, the camera frame it shows, the camera's frame at that moment, and the status line.
-MEASURE_JS = """
+MEASURE_JS = r"""
 async ([seconds, bits, band, top, width, height, nframes, fps]) => {
   const out = document.querySelector('#live-out');
   const video = [...document.querySelectorAll('video')].find(v => v.videoWidth > 0);
@@ -91,9 +92,25 @@ async ([seconds, bits, band, top, width, height, nframes, fps]) => {
         try { await img.decode(); } catch (e) {}
         const shown = decode(img), camera = decode(video);
         const status = document.querySelector('#live-status');
+        // what a person sees of the status line (gradio dims a pending output) and any
+        // progress timer ("0.3s") shown over the live tab's outputs
+        const seen = (el) => {  // the opacity a person sees: 0 when hidden anywhere up the tree
+          let o = 1;
+          for (let e = el; e; e = e.parentElement) {
+            const st = getComputedStyle(e);
+            if (st.visibility === 'hidden' || st.display === 'none') return 0;
+            o *= parseFloat(st.opacity);
+          }
+          return o;
+        };
+        const opacity = status ? seen(status) : 0;
+        const panel = out.closest('[role=tabpanel]') || document.body;
+        const timers = [...panel.querySelectorAll('*')].filter(e => e.children.length === 0
+          && /^\d+(\.\d+)?s$/.test((e.textContent || '').trim()) && seen(e) > 0.05).length;
         updates.push({t: performance.now() - t0, shown, camera,
                       lag_ms: ((camera - shown + nframes) % nframes) * 1000 / fps,
-                      face: !!status && !status.innerText.startsWith('No face')});
+                      face: !!status && !status.innerText.startsWith('No face'),
+                      status_opacity: opacity, timers});
       }
       if (performance.now() - t0 < seconds * 1000) requestAnimationFrame(check);
       else resolve(updates);
@@ -139,7 +156,8 @@ def start_with_retries(context, url: str, attempts: int = 3):
 def summarize(updates: list[dict], seconds: float) -> dict:
     """Median updates/s over 1 s windows, lag percentiles, share with a face."""
     if not updates:
-        return {"updates_per_s": 0.0, "lag_p50_ms": float("nan"), "lag_p95_ms": float("nan"), "face": 0.0}
+        return {"updates_per_s": 0.0, "lag_p50_ms": float("nan"), "lag_p95_ms": float("nan"), "face": 0.0,
+                "status_opacity_min": float("nan"), "timers_max": 0}  # fmt: skip
     per_second = np.bincount([int(u["t"] // 1000) for u in updates], minlength=int(seconds))[: int(seconds)]
     lags = np.array([u["lag_ms"] for u in updates])
     return {
@@ -147,6 +165,8 @@ def summarize(updates: list[dict], seconds: float) -> dict:
         "lag_p50_ms": float(np.median(lags)),
         "lag_p95_ms": float(np.percentile(lags, 95)),
         "face": float(np.mean([u["face"] for u in updates])),
+        "status_opacity_min": float(min(u["status_opacity"] for u in updates)),
+        "timers_max": int(max(u["timers"] for u in updates)),
     }
 
 

@@ -118,4 +118,9 @@ def test_live_webcam_tab_boxes_the_face_and_updates_many_times_a_second(served, 
     assert viewer["updates_per_s"] >= 2, viewer
     assert viewer["face"] >= 0.9, viewer
     assert viewer["lag_p50_ms"] < 2000, viewer
+    # nothing flashes: the status line is never dimmed as "pending", no "0.3s" timers blink
+    assert viewer["status_opacity_min"] > 0.99 and viewer["timers_max"] == 0, (
+        viewer["status_opacity_min"],
+        viewer["timers_max"],
+    )
     assert shot.stat().st_size > 10_000
