@@ -117,13 +117,13 @@ def analyze(image_file: str | Refused | None, model: str, explain: bool = False,
     if not image_file:
         return gr.skip(), *EMPTY
     if isinstance(image_file, Refused):
-        return None, None, {}, [], f"**{image_file.message}**", None
+        return _photo_refused(image_file.message)
     try:
         result = _predictor(model)(image_file, explain=explain, detect=not cropped)
     except ImageError as e:  # e.reason: what is wrong, never where the server keeps the upload
         message = cannot_read_message(image_file, e.reason)
         log.info("refused: %s", message)
-        return None, None, {}, [], f"**{message}**", None
+        return _photo_refused(message)
     shown = {**result, "faces": [{k: v for k, v in f.items() if k != "saliency"} for f in result["faces"]]}
     return (
         gr.skip(),
@@ -133,6 +133,11 @@ def analyze(image_file: str | Refused | None, model: str, explain: bool = False,
         summary(result),
         shown,
     )
+
+
+def _photo_refused(message: str) -> tuple:
+    """The Photo tab's outputs for a photo it cannot use: the message, everything else cleared."""
+    return None, None, {}, [], f"**{message}**", None
 
 
 def live(frame, model: str, session: LiveSession | None):
