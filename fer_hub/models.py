@@ -96,6 +96,7 @@ class _FERModel(
         labels: list[str],
         temperature: float,
         uncertain_below: float,
+        tta: bool,
     ) -> None:
         if architecture != self.ARCHITECTURE:
             other = MODELS.get(architecture)
@@ -114,12 +115,21 @@ class _FERModel(
         # `uncertain_below` is reported as uncertain. Defaults: plain softmax, never uncertain.
         self.temperature = float(temperature)
         self.uncertain_below = float(uncertain_below)
+        # The default scoring, chosen on validation with the temperature and threshold above,
+        # which are fitted for it: True scores a face by the mean of its logits and its mirror
+        # image's (flip TTA).
+        self.tta = bool(tta)
+
+    def scored_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) as the model's default scoring gives them: with `tta`, the
+        mean of each face's and its mirror image's, in one batch."""
+        return tta_logits(self, x) if self.tta else self(x)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Calibrated class probabilities (B, num_classes) in `self.labels` order, without a
-        graph (ready for `.numpy()`); call the model itself for gradients."""
-        return (self(x).float() / self.temperature).softmax(-1)
+        """Calibrated class probabilities (B, num_classes) in `self.labels` order, with the
+        model's default scoring, without a graph (ready for `.numpy()`)."""
+        return (self.scored_logits(x).float() / self.temperature).softmax(-1)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
@@ -195,9 +205,10 @@ class CustomCNN(_FERModel):
         architecture: str = "custom-cnn",
         temperature: float = 1.0,
         uncertain_below: float = 0.0,
+        tta: bool = False,
     ) -> None:
         super().__init__()
-        self._set_config(architecture, num_classes, labels, temperature, uncertain_below)
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta)
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 1),  # (B, 64, 24, 24)
             _conv_block(64, 128, 1),  # (B, 128, 12, 12)
@@ -229,9 +240,10 @@ class CnnModel2(_FERModel):
         architecture: str = "cnn-model2",
         temperature: float = 1.0,
         uncertain_below: float = 0.0,
+        tta: bool = False,
     ) -> None:
         super().__init__()
-        self._set_config(architecture, num_classes, labels, temperature, uncertain_below)
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta)
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 2),  # (B, 64, 24, 24)
             _conv_block(64, 128, 2),  # (B, 128, 12, 12)
@@ -288,6 +300,13 @@ def _hub_config(repo_id: str, hub_kw: dict) -> str:
         raise NotFoundError(f"Hub repo {repo_id!r} has no revision {hub_kw.get('revision')!r}") from None
     except RemoteEntryNotFoundError:
         raise NotFoundError(f"Hub repo {repo_id!r} has no config.json: not a fer_hub model") from None
+
+
+def tta_logits(model, x: torch.Tensor) -> torch.Tensor:
+    """The mean of the logits of faces `x` (B, 1, H, W) and of their mirror images, from one
+    forward pass of the 2B images (a torch model or an `OnnxClassifier`)."""
+    both = model(torch.cat([x, x.flip(-1)]))
+    return (both[: len(x)] + both[len(x) :]) / 2
 
 
 def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnModel2:

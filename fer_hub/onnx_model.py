@@ -69,6 +69,7 @@ def export_onnx(
         "fer_hub.labels": json.dumps(list(getattr(model, "labels", []))),
         "fer_hub.temperature": repr(float(getattr(model, "temperature", 1.0))),
         "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
+        "fer_hub.tta": json.dumps(bool(getattr(model, "tta", False))),
         "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
         **(metadata or {}),
     }
@@ -109,7 +110,7 @@ def check_parity(
 
 
 # Bump when export_onnx changes what it writes: cached exports from before are then not reused.
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 _DIGEST_KEY = "fer_hub.source_sha256"  # export_digest of the torch model, in cached exports
 
 
@@ -121,7 +122,7 @@ def export_digest(model: torch.nn.Module) -> str:
     import onnx
 
     h = hashlib.sha256()
-    for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below"):
+    for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below", "tta"):
         h.update(repr(getattr(model, key, None)).encode())
     h.update(f"{torch.__version__} {onnx.__version__} {EXPORT_FORMAT}".encode())
     for name, tensor in model.state_dict().items():
@@ -166,6 +167,7 @@ class OnnxClassifier:
         self.ARCHITECTURE = meta.get("fer_hub.architecture", "onnx")
         self.temperature = float(meta.get("fer_hub.temperature", 1.0))
         self.uncertain_below = float(meta.get("fer_hub.uncertain_below", 0.0))
+        self.tta = bool(json.loads(meta.get("fer_hub.tta", "false")))
         self.path = path
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from .explain import gradcam
 from .faces import WORK_SIZE, Box, Detector, FaceDetector, crop_face, crop_square, shrink
 from .images import MAX_PIXELS, load_image
 from .labels import EMOTIONS
-from .models import load_model
+from .models import load_model, tta_logits
 from .preprocess import preprocess
 from .results import ImageResult
 
@@ -47,7 +47,7 @@ class Predictor:
         model: torch.nn.Module,
         *,
         detector: Detector | str | None = None,
-        tta: bool = False,
+        tta: bool | None = None,
         margin: float = 0.1,
         name: str | None = None,
         device: str | torch.device = "cpu",
@@ -83,7 +83,9 @@ class Predictor:
         _check_answers(self.model, self.device, getattr(self.model, "path", None) or self.name)
         # A detector, or its name ("retinaface", the default, or "haar").
         self.detector = FaceDetector(detector or "retinaface") if not callable(detector) else detector
-        self.tta = tta
+        # None: the model's own default scoring (its config's `tta`, chosen on validation, with
+        # the temperature and threshold fitted for it)
+        self.tta = bool(getattr(model, "tta", False)) if tta is None else tta
         self.margin = margin
         # Larger photo files are refused from their header, before decoding (a server lowers it).
         self.max_pixels = MAX_PIXELS
@@ -101,7 +103,7 @@ class Predictor:
         cls,
         path_or_repo_id: str | os.PathLike,
         *,
-        tta: bool = False,
+        tta: bool | None = None,
         detector: Detector | str | None = None,
         device: str = "cpu",
         backend: str = "auto",
@@ -202,15 +204,10 @@ class Predictor:
         out = []
         for i in range(0, len(crops), 256):
             x = preprocess(list(crops[i : i + 256])).to(self.device)
-            p = self._proba(x)
-            if tta:
-                p = (p + self._proba(x.flip(-1))) / 2
-            out.append(p.cpu())
+            logits = tta_logits(self.model, x) if tta else self.model(x)
+            # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
+            out.append((logits.float() / self.temperature).softmax(-1).cpu())
         return torch.cat(out)[:, self._order]
-
-    def _proba(self, x: torch.Tensor) -> torch.Tensor:
-        # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
-        return (self.model(x).float() / self.temperature).softmax(-1)
 
     def find_faces(
         self, image, *, detect: bool = True, stream: bool = False

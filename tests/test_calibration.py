@@ -92,7 +92,7 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     old = tmp_path / "old"
     shutil.copytree(folder, old)
     config = json.loads((old / "config.json").read_text())
-    config.pop("temperature"), config.pop("uncertain_below")
+    config.pop("temperature"), config.pop("uncertain_below"), config.pop("tta")
     (old / "config.json").write_text(json.dumps(config))
     (old / "reliability_test.png").unlink()
     assert load_model(old).temperature == 1.0
@@ -103,6 +103,14 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     written = json.loads((old / "metrics.json").read_text())["calibration"]
     assert written == json.loads(json.dumps(report))  # the whole report, as returned
     assert (old / "reliability_test.png").is_file()
+    # the scoring (plain or flip TTA) is chosen on validation, and the temperature fitted on it
+    from fer_hub.training.evaluate import choose_tta, scored_logits
+
+    data = load_fer2013(str(tiny_fer), log=lambda *_: None)
+    chosen = choose_tta(model, data.x_val, data.y_val)
+    assert model.tta == report["tta"] == chosen == json.loads((folder / "config.json").read_text())["tta"]
+    refit = calibration_report(scored_logits(model, data.x_val, chosen), data.y_val, None, None)
+    assert model.temperature == pytest.approx(refit["temperature"], rel=1e-6)
 
 
 def test_predictor_applies_the_temperature_and_flags_uncertain_faces(tiny_checkpoints, tmp_path, astronaut):

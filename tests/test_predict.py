@@ -352,3 +352,51 @@ def test_a_read_only_cache_with_a_damaged_entry_still_serves(tmp_path, monkeypat
         predictor = Predictor(model, backend="onnx")
     assert predictor.backend == "onnx" and torch.allclose(predictor.model(x), model(x), atol=1e-4)
     assert export_cache_path(model).read_bytes() == b"damaged"  # left alone, not half-overwritten
+
+
+def test_a_model_that_scores_with_flip_tta_is_scored_so_by_default_in_one_forward_pass(tiny_checkpoints):
+    """A model whose config says tta (chosen on validation) is scored by the mean of each face's
+    and its mirror's logits, with its temperature, as one batch of both; tta=False overrides."""
+    from fer_hub import load_model
+    from fer_hub.preprocess import preprocess
+
+    model = load_model(tiny_checkpoints / "custom-cnn")
+    model.tta, model.temperature = True, 1.7
+    predictor = Predictor(model, backend="torch")
+    assert predictor.tta is True
+    crops = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 48), dtype=np.uint8)) for i in range(3)
+    ]
+    calls = []
+    handle = predictor.torch_model.register_forward_hook(lambda m, inp, out: calls.append(inp[0].shape[0]))
+    try:
+        p = predictor.classify(crops)
+    finally:
+        handle.remove()
+    assert calls == [6]  # the three faces and their mirror images, one batch
+    x = preprocess(crops)
+    with torch.no_grad():
+        mean = (model(x) + model(x.flip(-1))) / 2
+    order = [model.labels.index(e) for e in EMOTIONS]
+    assert torch.allclose(p, (mean / 1.7).softmax(-1)[:, order], atol=1e-5)
+    with torch.no_grad():
+        plain = (model(x) / 1.7).softmax(-1)[:, order]
+    assert torch.allclose(predictor.classify(crops, tta=False), plain, atol=1e-5)
+    assert Predictor(model, backend="torch", tta=False).tta is False
+
+
+def test_the_onnx_classifier_carries_the_models_scoring_and_scores_as_torch_does(tiny_checkpoints, tmp_path):
+    from fer_hub import CnnModel2, load_model
+
+    model = CnnModel2(tta=True, temperature=1.3)  # as calibration writes a folder that chose TTA
+    model.load_state_dict(load_model(tiny_checkpoints / "cnn-model2").state_dict())
+    folder = tmp_path / "tta"
+    model.save_pretrained(folder)
+    assert load_model(folder).tta is True  # config.json carries it
+    onnx_predictor = Predictor.from_pretrained(folder, backend="onnx")
+    torch_predictor = Predictor.from_pretrained(folder, backend="torch")
+    assert onnx_predictor.model.tta is True and onnx_predictor.tta is True
+    crops = [
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 48), dtype=np.uint8)) for i in range(4)
+    ]
+    assert torch.allclose(onnx_predictor.classify(crops), torch_predictor.classify(crops), atol=1e-4)

@@ -9,7 +9,14 @@ from tqdm.auto import tqdm
 from ..labels import EMOTIONS
 from ..preprocess import normalize
 
-__all__ = ["predict_logits", "predict_proba", "classification_metrics", "evaluate"]
+__all__ = [
+    "predict_logits",
+    "predict_proba",
+    "scored_logits",
+    "choose_tta",
+    "classification_metrics",
+    "evaluate",
+]
 
 
 @torch.inference_mode()
@@ -47,6 +54,22 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, tta: bool = False, **kwa
     if tta:
         p = (p + predict_logits(model, x.flip(-1), **kwargs).softmax(-1)) / 2
     return p
+
+
+def scored_logits(model: nn.Module, x: torch.Tensor, tta: bool, **kwargs) -> torch.Tensor:
+    """Logits (N, 7) of uint8 images as a scoring gives them: plain, or (`tta`) the mean of each
+    image's and its mirror image's, as `fer_hub.models.tta_logits` computes them at inference."""
+    logits = predict_logits(model, x, **kwargs)
+    return (logits + predict_logits(model, x.flip(-1), **kwargs)) / 2 if tta else logits
+
+
+def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, **kwargs) -> bool:
+    """The model's default scoring, chosen on validation: flip TTA when its accuracy there is
+    higher than the plain pass's (ties keep the plain pass, half the work)."""
+    plain = predict_logits(model, x_val, **kwargs)
+    mean = (plain + predict_logits(model, x_val.flip(-1), **kwargs)) / 2
+    accuracy = lambda logits: float((logits.argmax(-1) == y_val).float().mean())  # noqa: E731
+    return accuracy(mean) > accuracy(plain)
 
 
 def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EMOTIONS) -> dict:

@@ -20,7 +20,7 @@ from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
-from .evaluate import predict_logits
+from .evaluate import choose_tta, scored_logits
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
 from .state import TEMP_PREFIX
 
@@ -117,9 +117,10 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
     folder = Path(folder)
     model = load_model(folder)
-    val_logits = predict_logits(model, data.x_val)
-    test_logits = None if data.x_test is None else predict_logits(model, data.x_test)
-    report = calibration_report(val_logits, data.y_val, test_logits, data.y_test)
+    tta = choose_tta(model, data.x_val, data.y_val)  # the default scoring, chosen on validation
+    val_logits = scored_logits(model, data.x_val, tta)
+    test_logits = None if data.x_test is None else scored_logits(model, data.x_test, tta)
+    report = {**calibration_report(val_logits, data.y_val, test_logits, data.y_test), "tta": tta}
     write_calibration(folder, report)
     if "test" in report:
         plot_reliability(report["test"], folder / "reliability_test.png")
@@ -143,7 +144,7 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
 def write_calibration(folder: Path, report: dict) -> None:
     """Temperature and threshold into config.json (where `from_pretrained` reads them), and the
     whole report into metrics.json."""
-    _update_config(folder, {k: report[k] for k in ("temperature", "uncertain_below")})
+    _update_config(folder, {k: report[k] for k in ("temperature", "uncertain_below", "tta") if k in report})
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())

@@ -34,7 +34,7 @@ from .calibration import calibration_report, no_signal_note
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
 from .ema import EMA
-from .evaluate import evaluate, predict_logits, predict_proba
+from .evaluate import choose_tta, evaluate, predict_logits, predict_proba, scored_logits
 from .state import STATE_FILE, TrainState, config_differences, prepare_output
 
 __all__ = ["Run", "RunResult", "prepare_run", "train_step", "train", "end_epoch", "final_report"]
@@ -461,14 +461,16 @@ def final_report(
     raw = MODELS[cfg.model]()
     raw.load_state_dict(state.best_weights)
     has_test = data.x_test is not None
+    tta = choose_tta(raw, data.x_val, data.y_val)  # the default scoring, chosen on validation
     calibration = calibration_report(
-        predict_logits(raw, data.x_val),
+        scored_logits(raw, data.x_val, tta),
         data.y_val,
-        predict_logits(raw, data.x_test) if has_test else None,
+        scored_logits(raw, data.x_test, tta) if has_test else None,
         data.y_test,
     )
+    calibration["tta"] = tta
     best = MODELS[cfg.model](
-        temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"]
+        temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"], tta=tta
     )
     best.load_state_dict(state.best_weights)
     best = best.eval()
