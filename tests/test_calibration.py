@@ -107,9 +107,10 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     from fer_hub.training.evaluate import choose_tta, scored_logits
 
     data = load_fer2013(str(tiny_fer), log=lambda *_: None)
-    chosen = choose_tta(model, data.x_val, data.y_val)
+    chosen, chosen_logits = choose_tta(model, data.x_val, data.y_val)
     assert model.tta == report["tta"] == chosen == json.loads((folder / "config.json").read_text())["tta"]
-    refit = calibration_report(scored_logits(model, data.x_val, chosen), data.y_val, None, None)
+    assert torch.equal(chosen_logits, scored_logits(model, data.x_val, chosen))
+    refit = calibration_report(chosen_logits, data.y_val, None, None)
     assert model.temperature == pytest.approx(refit["temperature"], rel=1e-6)
 
 

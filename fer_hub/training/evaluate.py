@@ -63,13 +63,17 @@ def scored_logits(model: nn.Module, x: torch.Tensor, tta: bool, **kwargs) -> tor
     return (logits + predict_logits(model, x.flip(-1), **kwargs)) / 2 if tta else logits
 
 
-def choose_tta(model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, **kwargs) -> bool:
-    """The model's default scoring, chosen on validation: flip TTA when its accuracy there is
-    higher than the plain pass's (ties keep the plain pass, half the work)."""
+def choose_tta(
+    model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, **kwargs
+) -> tuple[bool, torch.Tensor]:
+    """The model's default scoring, chosen on validation: (tta, the validation logits that
+    scoring gives). Flip TTA when its accuracy there is higher than the plain pass's (ties keep
+    the plain pass, half the work); each pass over validation runs once."""
     plain = predict_logits(model, x_val, **kwargs)
     mean = (plain + predict_logits(model, x_val.flip(-1), **kwargs)) / 2
     accuracy = lambda logits: float((logits.argmax(-1) == y_val).float().mean())  # noqa: E731
-    return accuracy(mean) > accuracy(plain)
+    tta = accuracy(mean) > accuracy(plain)
+    return tta, mean if tta else plain
 
 
 def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EMOTIONS) -> dict:

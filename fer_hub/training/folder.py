@@ -117,8 +117,7 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
     folder = Path(folder)
     model = load_model(folder)
-    tta = choose_tta(model, data.x_val, data.y_val)  # the default scoring, chosen on validation
-    val_logits = scored_logits(model, data.x_val, tta)
+    tta, val_logits = choose_tta(model, data.x_val, data.y_val)  # the default scoring, chosen on validation
     test_logits = None if data.x_test is None else scored_logits(model, data.x_test, tta)
     report = {**calibration_report(val_logits, data.y_val, test_logits, data.y_test), "tta": tta}
     write_calibration(folder, report)

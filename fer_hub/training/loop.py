@@ -461,9 +461,9 @@ def final_report(
     raw = MODELS[cfg.model]()
     raw.load_state_dict(state.best_weights)
     has_test = data.x_test is not None
-    tta = choose_tta(raw, data.x_val, data.y_val)  # the default scoring, chosen on validation
+    tta, val_logits = choose_tta(raw, data.x_val, data.y_val)  # the default scoring, chosen on validation
     calibration = calibration_report(
-        scored_logits(raw, data.x_val, tta),
+        val_logits,
         data.y_val,
         scored_logits(raw, data.x_test, tta) if has_test else None,
         data.y_test,
