@@ -42,7 +42,18 @@ def photo_640x480() -> Image.Image:
     return canvas
 
 
-def bench_photo(folders: dict[str, Path], model: str, repeats: int) -> None:
+def cpu_name() -> str:
+    """The processor's model name (the VM behind "2 cores" is not always the same one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def bench_photo(folders: dict[str, Path], model: str, repeats: int, tta: bool | None) -> None:
     """One 640x480 photo with one face through the whole Predictor, per detector and classifier
     backend, with the image already decoded and with JPEG decoding included."""
     import io
@@ -57,16 +68,21 @@ def bench_photo(folders: dict[str, Path], model: str, repeats: int) -> None:
     built = []
     for _ in range(2):  # main() starts with an empty export cache: the first build exports
         t0 = time.perf_counter()
-        plain = Predictor.from_pretrained(folders[model])
+        plain = Predictor.from_pretrained(folders[model], tta=tta)
         built.append(time.perf_counter() - t0)
     defaults = (plain.detector.kind, plain.backend)  # what Predictor.from_pretrained(path) uses
+    scoring = "flip TTA (face + mirror in one batch)" if plain.tta else "plain (one pass)"
+    print(
+        f"  scoring: {scoring}"
+        + (" - the model's own default" if tta is None else " - set by --tta/--no-tta")
+    )
     print(
         f"  Predictor.from_pretrained with defaults {defaults}: built in {built[0]:.2f} s the first "
         f"time (ONNX export included), {built[1]:.2f} s again (export cached)"
     )
     for detector in ("haar", "retinaface"):
         for backend in ("torch", "onnx"):
-            predictor = Predictor.from_pretrained(folders[model], detector=detector, backend=backend)
+            predictor = Predictor.from_pretrained(folders[model], detector=detector, backend=backend, tta=tta)
             for _ in range(10):  # warm-up: first calls allocate and pick kernels
                 result = predictor(array)
             assert result["face_found"] and len(result["faces"]) == 1, result
@@ -84,7 +100,7 @@ def bench_photo(folders: dict[str, Path], model: str, repeats: int) -> None:
     for name in SHIPPED_MODELS:
         figures = []
         for backend in ("torch", "onnx"):
-            pred = Predictor.from_pretrained(folders[name], backend=backend)
+            pred = Predictor.from_pretrained(folders[name], backend=backend, tta=tta)
             for _ in range(5):
                 pred.classify(crops)
             t0 = time.perf_counter()
@@ -99,7 +115,8 @@ def bench_photo(folders: dict[str, Path], model: str, repeats: int) -> None:
             figures.append(
                 f"{backend} {batch:,.0f} crops/s in batches of 64, {pct(single, 50):.2f} ms for one crop"
             )
-        print(f"classifier {name}: " + "; ".join(figures))
+        scored = "flip TTA" if pred.tta else "plain"
+        print(f"classifier {name} ({scored}): " + "; ".join(figures))
 
 
 def bench_clients(folders: dict[str, Path], model: str, clients: int, requests: int) -> None:
@@ -149,19 +166,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=SHIPPED_MODELS, default=SHIPPED_MODELS[0], help="photo and Space model")
     p.add_argument("--repeats", type=int, default=200)
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="force flip TTA on or off (default: each model's own scoring, from its config.json)",
+    )
     p.add_argument("--clients", type=int, default=0, help="also load-test the Space with N clients")
     p.add_argument("--requests", type=int, default=25, help="requests per client")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     print(
-        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"{cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), CPU only"
     )
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FER_HUB_CACHE"] = str(Path(tmp) / "cache")  # the user's cache stays untouched
         folders = {name: model_folder(name, Path(tmp)) for name in SHIPPED_MODELS}
-        bench_photo(folders, args.model, args.repeats)
+        bench_photo(folders, args.model, args.repeats, args.tta)
         if args.clients:
             bench_clients(folders, args.model, args.clients, args.requests)
 

@@ -45,7 +45,7 @@ def _default_model() -> str:
     return str(folder)
 
 
-def _predictor(model: str | None, tta: bool = False):
+def _predictor(model: str | None, tta: bool | None = None):
     from .predict import Predictor
 
     source = model or _default_model()
@@ -267,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--json", metavar="OUT", help="write one object per face to this JSON file")
     s.add_argument(
-        "--tta", action="store_true", help="average with the mirrored face (slower, a little more accurate)"
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score each face with (--tta) or without (--no-tta) its mirror image "
+        "(default: the model's own scoring, chosen on validation)",
     )
     s.add_argument(
         "--crops",

@@ -80,6 +80,23 @@ def test_predict_without_model_uses_the_spaces_default_shipped_model(tmp_path):
     )
 
 
+@pytest.mark.parametrize("flag, tta", [([], None), (["--tta"], True), (["--no-tta"], False)])
+def test_predict_scores_as_the_model_says_unless_told_otherwise(flag, tta, tmp_path):
+    """No flag: the model's own scoring (its config's tta), as the Space and Predictor use it;
+    --tta / --no-tta override it."""
+    folder = ROOT / "space" / "checkpoints" / "cnn-model2"
+    out = tmp_path / "faces.csv"
+    assert main(["predict", str(ASTRONAUT), "--model", str(folder), "--csv", str(out), *flag]) == 0
+    [row] = read_csv(out)
+    predictor = Predictor.from_pretrained(folder, tta=tta)
+    [face] = predictor(ASTRONAUT)["faces"]
+    assert [float(row[e]) for e in EMOTIONS] == pytest.approx(
+        [face["probabilities"][e] for e in EMOTIONS], abs=1e-5
+    )
+    other = Predictor.from_pretrained(folder, tta=not predictor.tta)(ASTRONAUT)["faces"][0]
+    assert max(abs(float(row[e]) - other["probabilities"][e]) for e in EMOTIONS) > 1e-4
+
+
 def test_predict_json_and_bad_input_exit_codes(tiny_checkpoints, tmp_path, capsys):
     model = str(tiny_checkpoints / "custom-cnn")
     out = tmp_path / "o.json"

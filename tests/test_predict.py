@@ -77,9 +77,11 @@ def test_a_face_crop_is_classified_whole_when_detection_is_off(predictor, astron
 def test_fer2013_crops_shipped_with_the_tests_are_scored_whole_as_the_network_sees_them():
     """The 48x48 FER-2013 crops (tests/data/fer2013) through the shipped model's Predictor with
     detect=False: one face each, filling the image, with the probabilities the network gives
-    that very image (no resize, no framing in between)."""
+    that very image (no resize, no framing in between), scored as the model's config says
+    (its flip TTA, if on)."""
     from pathlib import Path
 
+    from fer_hub.models import tta_logits
     from fer_hub.preprocess import normalize
 
     root = Path(__file__).parent
@@ -88,7 +90,10 @@ def test_fer2013_crops_shipped_with_the_tests_are_scored_whole_as_the_network_se
     results = predictor.batch([str(c) for c in crops], detect=False)
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(c), np.float32) / 255)[None] for c in crops])
     with torch.no_grad():
-        logits = predictor.torch_model(normalize(x)) / predictor.temperature
+        model = predictor.torch_model
+        logits = (
+            tta_logits(model, normalize(x)) if model.tta else model(normalize(x))
+        ) / predictor.temperature
     expected = logits.softmax(-1)[:, [predictor.torch_model.labels.index(e) for e in EMOTIONS]]
     for crop, result, p in zip(crops, results, expected):
         check_result(result)

@@ -1,0 +1,68 @@
+"""Compare trained model folders on FER-2013 validation only (never test): accuracy plain and
+with flip TTA, macro-F1, the share of faces called "neutral" (the issue-19 collapse) and the
+recall of each expression; with --ensemble, also the folders' mean probabilities, which is
+what a distillation teacher made of them would give.
+
+python scripts/compare_runs.py space/checkpoints/cnn-model2 runs/proxy-* [--ensemble]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_hub.labels import EMOTIONS  # noqa: E402
+from fer_hub.models import load_model  # noqa: E402
+from fer_hub.training.data import load_fer2013  # noqa: E402
+from fer_hub.training.evaluate import classification_metrics, predict_logits  # noqa: E402
+
+NEUTRAL = EMOTIONS.index("neutral")
+
+
+def row(name: str, plain: torch.Tensor, flip: torch.Tensor, y: torch.Tensor) -> str:
+    m = classification_metrics(y, flip.argmax(-1))
+    acc = lambda p: 100 * float((p.argmax(-1) == y).float().mean())  # noqa: E731
+    neutral = 100 * float((flip.argmax(-1) == NEUTRAL).float().mean())
+    recalls = " | ".join(f"{m['per_class'][e]['recall']:.2f}" for e in EMOTIONS)
+    return (
+        f"| {name} | {acc(plain):.2f} | {acc(flip):.2f} | {m['macro_f1']:.4f} | {neutral:.1f} | {recalls} |"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+")
+    ap.add_argument("--dataset", default="../shared/fer2013")
+    ap.add_argument("--ensemble", action="store_true", help="add a row for the folders' mean probabilities")
+    args = ap.parse_args()
+    data = load_fer2013(args.dataset, log=lambda *_: None)
+    x, y = data.x_val, data.y_val
+    print(
+        f"validation ({len(y):,} faces, truth: {100 * float((y == NEUTRAL).float().mean()):.1f}% neutral)\n"
+    )
+    print(
+        "| folder | acc | acc flip | macro-F1 (flip) | called neutral % | "
+        + " | ".join(f"{e} recall" for e in EMOTIONS)
+        + " |"
+    )
+    print("|---" * (5 + len(EMOTIONS)) + "|")
+    probs_plain, probs_flip = [], []
+    for folder in args.folders:
+        model = load_model(folder)
+        order = [list(model.labels).index(e) for e in EMOTIONS]  # by name, never by position
+        plain = predict_logits(model, x)[:, order].softmax(-1)
+        flip = (plain + predict_logits(model, x.flip(-1))[:, order].softmax(-1)) / 2
+        probs_plain.append(plain)
+        probs_flip.append(flip)
+        print(row(folder, plain, flip, y), flush=True)
+    if args.ensemble and len(args.folders) > 1:
+        print(row("ensemble (mean)", torch.stack(probs_plain).mean(0), torch.stack(probs_flip).mean(0), y))
+
+
+if __name__ == "__main__":
+    main()
