@@ -1,0 +1,85 @@
+"""scripts/gpu_plan.py: the data packed for the device comes back identical, and a plan's runs
+start together, the deadline stops a run that is still training (which keeps and reports its
+best epoch), and the bundle holds the summary and the best model folders, never a test figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def gpu_plan():
+    spec = importlib.util.spec_from_file_location("gpu_plan", ROOT / "scripts" / "gpu_plan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_packed_parts_unpack_to_the_same_train_and_validation_without_test(gpu_plan, tiny_fer, tmp_path):
+    from fer_hub.training.data import load_fer2013
+
+    out = tmp_path / "gpudata"
+    gpu_plan.pack(str(tiny_fer), out, part_mb=0.001)  # tiny parts: one chunk each
+    parts = sorted(p.name for p in out.iterdir())
+    assert len(parts) >= 2, parts
+    data, packed = load_fer2013(str(tiny_fer)), gpu_plan.unpack(out)
+    assert torch.equal(packed.x_train, data.x_train) and torch.equal(packed.y_train, data.y_train)
+    assert torch.equal(packed.x_val, data.x_val) and torch.equal(packed.y_val, data.y_val)
+    assert packed.x_test is None  # test stays at home
+    for f in (out / parts[-1]).iterdir():  # a part left behind is named, not trained on
+        f.unlink()
+    with pytest.raises(SystemExit, match="carry every part"):
+        gpu_plan.unpack(out)
+
+
+@pytest.mark.slow
+def test_a_plan_runs_together_stops_at_the_deadline_and_bundles_the_best(
+    gpu_plan, tiny_fer, tmp_path, monkeypatch
+):
+    gpu_plan.pack(str(tiny_fer), tmp_path / "gpudata", part_mb=36)
+    cpu = [
+        "--recipe",
+        "strong",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-compile",
+        "--save-dtype",
+        "float16",
+    ]
+    monkeypatch.setitem(
+        gpu_plan.PLANS,
+        "test",
+        [
+            ("quick", ["--model", "custom-cnn", *cpu, "--epochs", "2"]),
+            ("long", ["--model", "custom-cnn", *cpu, "--epochs", "5000"]),  # only the deadline ends it
+        ],
+    )
+    out = tmp_path / "out"
+    gpu_plan.run_plan("test", tmp_path / "gpudata", out, budget_s=25, grace_s=120)
+    summary = json.loads((out / "summary.json").read_text())
+    runs = {r["name"]: r for r in summary["runs"]}
+    assert runs["quick"]["finished"] and not runs["quick"]["stopped_at_deadline"]
+    assert runs["long"]["finished"] and runs["long"]["stopped_at_deadline"]
+    assert 1 <= runs["long"]["epochs_run"] < 5000
+    assert len(runs["quick"]["history"]) == 2
+    assert sorted(f.name for f in out.iterdir()) == [
+        "long.tar.gz",
+        "plan.log",
+        "quick.tar.gz",
+        "summary.json",
+    ]
+    with tarfile.open(out / "quick.tar.gz") as tar:
+        names = tar.getnames()
+        metrics = json.load(tar.extractfile("quick/metrics.json"))
+    assert "quick/model.safetensors" in names and "quick/training_state.pt" not in names
+    assert "test" not in metrics and metrics["n_test"] is None
