@@ -229,6 +229,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_export_web(args) -> int:
+    from .web_export import export_web
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    sizes = export_web(args.out, models, space_url=args.space_url)
+    total = sum(sizes.values())
+    for name, size in sizes.items():
+        print(f"  {size / 1e6:8.2f} MB  {name}")
+    print(
+        f"wrote {args.out}: {len(sizes)} files, {total / 1e6:.1f} MB; serve it with "
+        f"`python -m http.server -d {args.out} 8000` and open http://localhost:8000"
+    )
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from .training.cli import calibrate_main
 
@@ -298,6 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="also check parity on FER-2013 test images from this dataset")
     s.add_argument("--check-images", type=_at_least_1, default=512, help="how many (default: 512)")
     s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("export-web", help="the static in-browser app (onnxruntime-web) as a folder to serve")
+    s.add_argument("out", metavar="OUT_DIR", help="a new or empty folder")
+    s.add_argument(
+        "--models",
+        help="comma-separated model folders or Hub repo ids, the page's default first "
+        "(default: the shipped cnn-model2,custom-cnn)",
+    )
+    s.add_argument("--space-url", help="the Gradio Space to link to from the page")
+    s.set_defaults(fn=cmd_export_web)
 
     s = sub.add_parser("calibrate", help="fit temperature and 'uncertain' threshold of a model folder")
     s.add_argument("folder")

@@ -1,0 +1,202 @@
+"""`fer-hub export-web OUT_DIR`: the static in-browser app as a folder to serve or upload.
+
+The bundle is the page (`web/` in this repository), onnxruntime-web's WASM runtime copied from
+its npm package (`web/package.json` pins it, `web/package-lock.json` locks it; `npm ci --prefix
+web` installs it), the face detector and the classifiers as ONNX, and `fer_hub.json`: every
+number the page's pipeline uses (detector passes and thresholds, anchors, FER-2013 framing,
+normalization, tracking, each model's labels, temperature, "uncertain" threshold and scoring),
+written here from the Python package, so the browser and Python cannot drift apart. Nothing is
+fetched at run time from anywhere but the folder itself.
+
+    fer-hub export-web build/web && python -m http.server -d build/web 8000
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InputError, NotFoundError
+
+__all__ = ["WEB_DIR", "PAGE_FILES", "RUNTIME_FILES", "web_config", "export_web"]
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB_DIR = ROOT / "web"
+PAGE_FILES = ("index.html", "app.js", "pipeline.js", "imageops.js", "style.css")
+# onnxruntime-web's WASM-only build (SIMD; threaded where the page is cross-origin isolated): the
+# JS entry point and the runtime it loads. The WebGPU build's runtime alone is 28 MB.
+RUNTIME_PACKAGE = WEB_DIR / "node_modules" / "onnxruntime-web"
+RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+DETECTOR_FILE = "models/retinaface.onnx"
+STATIC_SPACE_TITLE = "fer_hub in your browser"
+
+
+def web_config(models: list[dict], default_model: str, space_url: str | None = None) -> dict:
+    """What the page's pipeline needs to reproduce `Predictor`'s, read from the package."""
+    from . import retinaface
+    from .align import FER_FRAMING, crop_aligned
+    from .faces import TILE_OVERLAP, WORK_SIZE, RetinaFaceDetector
+    from .labels import EMOTIONS
+    from .preprocess import IMAGE_SIZE, MEAN, STD
+    from .tracking import FaceTracker
+
+    detector = inspect.signature(RetinaFaceDetector.__init__).parameters
+    tracker = FaceTracker()
+    return {
+        "emotions": list(EMOTIONS),
+        "default_model": default_model,
+        "models": models,
+        "work_size": WORK_SIZE,
+        "image_size": IMAGE_SIZE,
+        "normalize": {"size": IMAGE_SIZE, "mean": float(MEAN), "std": float(STD)},
+        "framing": {
+            "eye_x": FER_FRAMING.eye_x,
+            "eye_y": FER_FRAMING.eye_y,
+            "eye_distance": FER_FRAMING.eye_distance,
+            "max_size": inspect.signature(crop_aligned).parameters["max_size"].default,
+        },
+        "detector": {
+            "file": DETECTOR_FILE,
+            "mean_bgr": [float(v) for v in retinaface._MEAN_BGR],
+            "strides": list(retinaface._STRIDES),
+            "sizes": [list(s) for s in retinaface._SIZES],
+            "variance": [retinaface._VAR_CENTER, retinaface._VAR_SIZE],
+            "nms": inspect.signature(retinaface.RetinaFace.__init__).parameters["nms_threshold"].default,
+            **{k: detector[k].default for k in ("detect_size", "full_size", "score", "hint", "tiled")},
+            "tilts": list(detector["tilts"].default),
+            "min_box": 4,  # RetinaFaceDetector._pass drops smaller boxes
+            "tile_overlap": TILE_OVERLAP,
+        },
+        "tracking": {
+            "iou_threshold": tracker.iou_threshold,
+            "max_missed": tracker.max_missed,
+            "smoothing": tracker.smoothing,
+            "reach": tracker.reach,
+        },
+        "space_url": space_url,
+    }
+
+
+def _runtime_files() -> list[Path]:
+    dist = RUNTIME_PACKAGE / "dist"
+    missing = [f for f in RUNTIME_FILES if not (dist / f).is_file()]
+    if missing:
+        raise NotFoundError(
+            f"onnxruntime-web is not installed in {WEB_DIR / 'node_modules'} (missing {', '.join(missing)}): "
+            f"run `npm ci --prefix {os.path.relpath(WEB_DIR)}` once (it installs the version web/package-lock.json pins)"
+        )
+    return [dist / f for f in RUNTIME_FILES]
+
+
+def _model_entry(source: str | os.PathLike, out: Path) -> dict:
+    """Export one classifier (parity-checked against torch) into `out`/models; its metadata."""
+    from .models import load_model
+    from .onnx_model import export_onnx
+
+    try:
+        model = load_model(source)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        raise InputError(f"--models {source}: {e}") from None
+    name = getattr(model, "ARCHITECTURE", type(model).__name__)
+    export_onnx(model, out / "models" / f"{name}.onnx")
+    config = Path(source) / "config.json"  # a local folder's Hub metadata names its dataset
+    datasets = json.loads(config.read_text()).get("datasets", []) if config.is_file() else []
+    return {
+        "name": name,
+        "title": type(model).__name__,
+        "file": f"models/{name}.onnx",
+        "labels": list(model.labels),
+        "temperature": float(model.temperature),
+        "uncertain_below": float(model.uncertain_below),
+        "tta": bool(model.tta),
+        "datasets": list(datasets),
+    }
+
+
+def export_web(
+    out_dir: str | os.PathLike,
+    models: Sequence[str | os.PathLike] | None = None,
+    *,
+    space_url: str | None = None,
+    model_repos: Sequence[str] = (),
+) -> dict:
+    """Write the static app into `out_dir` (created; must be empty or absent): the page, the
+    runtime, the detector, each classifier of `models` (folders or Hub ids; default: the two
+    shipped ones, the first is the page's default) and fer_hub.json. Returns {path: bytes}."""
+    from .models import SHIPPED_MODELS
+    from .retinaface import WEIGHTS
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out}: exists and is not an empty folder; give a new or empty one")
+    runtime = _runtime_files()
+    pages = [WEB_DIR / f for f in PAGE_FILES]
+    if missing := [p.name for p in pages if not p.is_file()]:
+        raise NotFoundError(f"the page's files are missing from {WEB_DIR}: {', '.join(missing)}")
+    if models is None:
+        models = [ROOT / "space" / "checkpoints" / name for name in SHIPPED_MODELS]
+    if not models:
+        raise InputError("give at least one model")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
+    try:
+        for page in pages:
+            shutil.copy2(page, staged / page.name)
+        (staged / "ort").mkdir()
+        for f in runtime:
+            shutil.copy2(f, staged / "ort" / f.name)
+        (staged / "models").mkdir()
+        shutil.copy2(WEIGHTS, staged / DETECTOR_FILE)
+        entries = [_model_entry(m, staged) for m in models]
+        names = [e["name"] for e in entries]
+        if len(set(names)) != len(names):
+            raise InputError(
+                f"two models of one architecture ({', '.join(names)}): the page names them by it"
+            )
+        config = web_config(entries, names[0], space_url)
+        (staged / "fer_hub.json").write_text(json.dumps(config, indent=1))
+        (staged / "README.md").write_text(_space_card(entries, model_repos))
+        staged.chmod(0o755)
+        if out.exists():
+            out.rmdir()
+        os.replace(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _space_card(entries: list[dict], model_repos: Sequence[str]) -> str:
+    """README.md of a static Hub Space (`sdk: static`): the page is served as it is."""
+    datasets = sorted({d for e in entries for d in e["datasets"]})
+    lines = [
+        "---",
+        f"title: {STATIC_SPACE_TITLE}",
+        "emoji: 🙂",
+        "colorFrom: yellow",
+        "colorTo: gray",
+        "sdk: static",
+        "app_file: index.html",
+        "license: mit",
+    ]
+    if datasets:
+        lines += ["datasets:", *[f"  - {d}" for d in datasets]]
+    if model_repos:
+        lines += ["models:", *[f"  - {r}" for r in model_repos]]
+    lines += ["tags:", "  - facial-expression-recognition", "  - onnxruntime-web", "---", ""]
+    models = ", ".join(e["title"] for e in entries)
+    lines += [
+        f"# {STATIC_SPACE_TITLE}",
+        "",
+        f"fer_hub's expression classifiers ({models}) and its RetinaFace detector, running in the "
+        "visitor's browser with onnxruntime-web: no photo or camera frame leaves their computer. "
+        "Built by `fer-hub export-web`; `window.ferHub.analyze(image)` returns the same JSON as "
+        "Python's `Predictor`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,314 @@
+"""The static in-browser app (web/, `fer-hub export-web`): its pixel arithmetic equals Pillow's
+and OpenCV's (under Node), the bundle is self-contained and carries Python's own settings, and in
+Debian's chromium `window.ferHub` gives Python's answers, asks nothing of any other host, and
+runs the live camera."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE = shutil.which("node")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+RUNTIME = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
+needs_runtime = pytest.mark.skipif(
+    not RUNTIME.is_dir(), reason="onnxruntime-web is not installed: npm ci --prefix web --ignore-scripts"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# pixel arithmetic, under Node
+
+
+def _smooth_image(rng, h, w, c=None):
+    import cv2
+
+    base = rng.integers(0, 256, (h // 4 + 2, w // 4 + 2) + ((c,) if c else ()), dtype=np.uint8)
+    img = cv2.resize(base, (w, h), interpolation=cv2.INTER_CUBIC).astype(int)
+    return np.clip(img + rng.integers(-20, 21, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_browser_pixel_operations_equal_pillow_and_opencv(tmp_path):
+    """Grayscale, Pillow's BOX and BILINEAR resize and affine warp exactly; OpenCV's area resize
+    exactly at integer factors and within one grey level otherwise (OpenCV sums in float32)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    cases, expected, tolerance = [], [], []
+
+    def add(op, arr, result, tol=0, **kw):
+        h, w = arr.shape[:2]
+        cases.append(
+            dict(op=op, w=w, h=h, ch=1 if arr.ndim == 2 else arr.shape[2], data=arr.ravel().tolist(), **kw)
+        )
+        expected.append(np.asarray(result).ravel().astype(int))
+        tolerance.append(tol)
+
+    rgb = _smooth_image(rng, 37, 53, 3)
+    add("gray", rgb, Image.fromarray(rgb).convert("L"))
+    for h, w in [(191, 191), (100, 100), (60, 60), (130, 97)]:
+        g = _smooth_image(rng, h, w)
+        add("pil", g, Image.fromarray(g).resize((48, 48), Image.Resampling.BOX), ow=48, oh=48, kind="box")
+    g = _smooth_image(rng, 40, 40)
+    add(
+        "pil",
+        g,
+        Image.fromarray(g).resize((48, 48), Image.Resampling.BILINEAR),
+        ow=48,
+        oh=48,
+        kind="bilinear",
+    )
+    big = _smooth_image(rng, 300, 420, 3)
+    add("pil", big, Image.fromarray(big).resize((205, 146), Image.Resampling.BILINEAR), ow=205, oh=146, kind="bilinear")  # fmt: skip
+    for (h, w), (oh, ow), tol in [((480, 640), (240, 320), 0), ((333, 517), (206, 320), 1), ((1024, 768), (320, 240), 1)]:  # fmt: skip
+        c = _smooth_image(rng, h, w, 3)
+        add("area", c, cv2.resize(c, (ow, oh), interpolation=cv2.INTER_AREA), tol, ow=ow, oh=oh)
+    for m in [
+        (0.7, 0.1, -0.2, 0.05, 0.8, -0.1),
+        (1.3, -0.2, 20.3, 0.2, 1.3, 10.7),
+        (0.9, 0.3, 5, -0.3, 0.9, 40),
+    ]:
+        g = _smooth_image(rng, 90, 80)
+        warped = Image.fromarray(g).transform((64, 64), Image.Transform.AFFINE, m, Image.Resampling.BILINEAR)
+        add("affine", g, warped, ow=64, oh=64, m=list(m))
+    (tmp_path / "in.json").write_text(json.dumps(cases))
+    subprocess.run([NODE, str(ROOT / "tests" / "web_ops.mjs"), tmp_path / "in.json", tmp_path / "out.json"], check=True)  # fmt: skip
+    got = json.loads((tmp_path / "out.json").read_text())
+    for case, want, have, tol in zip(cases, expected, got, tolerance):
+        diff = np.abs(np.asarray(have, int) - want)
+        assert diff.max() <= tol, (case["op"], case.get("kind"), case["w"], case["h"], diff.max())
+
+
+# ---------------------------------------------------------------------------------------------
+# the bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    if not RUNTIME.is_dir():
+        pytest.skip("onnxruntime-web is not installed: npm ci --prefix web --ignore-scripts")
+    from fer_hub.web_export import export_web
+
+    out = tmp_path_factory.mktemp("web") / "bundle"
+    export_web(out, space_url="https://huggingface.co/spaces/org/fer")
+    return out
+
+
+@needs_runtime
+def test_export_web_writes_a_self_contained_bundle_with_pythons_settings(bundle):
+    from fer_hub.align import FER_FRAMING
+    from fer_hub.labels import EMOTIONS
+    from fer_hub.models import DEFAULT_MODEL, SHIPPED_MODELS, load_model
+    from fer_hub.web_export import PAGE_FILES, RUNTIME_FILES
+
+    for f in [*PAGE_FILES, *(f"ort/{r}" for r in RUNTIME_FILES), "models/retinaface.onnx", "README.md"]:
+        assert (bundle / f).is_file(), f
+    cfg = json.loads((bundle / "fer_hub.json").read_text())
+    assert cfg["emotions"] == list(EMOTIONS) and cfg["default_model"] == DEFAULT_MODEL
+    assert cfg["framing"]["eye_distance"] == FER_FRAMING.eye_distance
+    assert [m["name"] for m in cfg["models"]] == list(SHIPPED_MODELS)
+    for entry in cfg["models"]:
+        model = load_model(ROOT / "space" / "checkpoints" / entry["name"])
+        assert (entry["temperature"], entry["uncertain_below"], entry["tta"]) == (
+            model.temperature,
+            model.uncertain_below,
+            model.tta,
+        )
+        assert (bundle / entry["file"]).is_file()
+    card = (bundle / "README.md").read_text()
+    assert "sdk: static" in card and "app_file: index.html" in card
+    # nothing in the page points outside the folder
+    for page in PAGE_FILES:
+        text = (bundle / page).read_text()
+        assert "cdn" not in text.lower() and "unpkg" not in text and "jsdelivr" not in text, page
+
+
+@needs_runtime
+def test_export_web_refuses_a_folder_in_use_and_names_the_missing_runtime(tmp_path, monkeypatch):
+    from fer_hub import web_export
+    from fer_hub.errors import InputError, NotFoundError
+
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an empty folder"):
+        web_export.export_web(used)
+    assert (used / "keep.txt").read_text() == "mine"
+    monkeypatch.setattr(web_export, "RUNTIME_PACKAGE", tmp_path / "nowhere")
+    with pytest.raises(NotFoundError, match="npm ci --prefix"):
+        web_export.export_web(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# in the browser
+
+
+def in_browser(test):
+    """Drives Debian's chromium through playwright; skipped cleanly without it."""
+    for mark in (
+        pytest.mark.browser,
+        pytest.mark.slow,
+        pytest.mark.skipif(
+            CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+        ),
+    ):
+        test = mark(test)
+    return test
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # the test output stays readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(bundle):
+    """The bundle served as `python -m http.server` serves it: a plain static host."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(bundle)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+def _launch(p, *args):
+    quiet = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"]  # fmt: skip
+    return p.chromium.launch(executable_path=CHROMIUM, args=[*quiet, *args])
+
+
+def _open(browser_, site, requests):
+    page = browser_.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{site}/index.html")
+    page.evaluate("window.ferHub.ready")
+    return page
+
+
+ANALYZE_JS = """async ([b64, model, detect]) => {
+  const blob = await (await fetch('data:application/octet-stream;base64,' + b64)).blob();
+  return await window.ferHub.analyze(blob, {model, detect});
+}"""
+
+
+def _photos(tmp_path) -> list[Path]:
+    """The Space's example photos, one turned 20 degrees, one shrunk, and a photo with no face."""
+    examples = [ROOT / "space" / "examples" / n for n in ("astronaut.jpg", "two_faces.jpg")]
+    astronaut = Image.open(examples[0]).convert("RGB")
+    tilted = tmp_path / "tilted.png"
+    astronaut.rotate(20, resample=Image.Resampling.BICUBIC, fillcolor=(90, 90, 90)).save(tilted)
+    small = tmp_path / "small.png"
+    canvas = Image.new("RGB", (900, 700), (120, 130, 140))
+    canvas.paste(astronaut.resize((140, 140)), (600, 400))
+    canvas.save(small)
+    empty = tmp_path / "no_face.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))).convert("RGB").save(empty)
+    return [*examples, tilted, small, empty]
+
+
+@in_browser
+@pytest.mark.parametrize("model", ["cnn-model2", "custom-cnn"])
+def test_browser_gives_pythons_faces_boxes_and_probabilities(model, site, tmp_path, report):
+    """Photos with detection and FER-2013 crops without: the same faces, boxes within a pixel,
+    probabilities within 0.005 on photos and 1e-4 on crops, the same labels and "uncertain", and
+    no request leaves the page's own host."""
+    from playwright.sync_api import sync_playwright
+
+    from fer_hub import Predictor
+
+    predictor = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / model)
+    crops = sorted((ROOT / "tests" / "data" / "fer2013").glob("*.png"))
+    worst, requests = 0.0, []
+    with sync_playwright() as p:
+        b = _launch(p, "--headless=new")
+        try:
+            page = _open(b, site, requests)
+            for path, detect in [*((f, True) for f in _photos(tmp_path)), *((c, False) for c in crops)]:
+                got = page.evaluate(ANALYZE_JS, [base64.b64encode(path.read_bytes()).decode(), model, detect])
+                want = predictor(str(path), detect=detect)
+                assert got["face_found"] == want["face_found"], path.name
+                assert len(got["faces"]) == len(want["faces"]), path.name
+                for g, w in zip(got["faces"], want["faces"]):
+                    assert np.abs(np.subtract(g["box"], w["box"])).max() <= 1, (path.name, g["box"], w["box"])
+                    diff = max(abs(g["probabilities"][e] - w["probabilities"][e]) for e in w["probabilities"])
+                    worst = max(worst, diff)
+                    # a crop is classified as it is; a photo's landmarks are float32 in Python and
+                    # float64 here, and JPEG decoders differ by a grey level here and there
+                    tol = 1e-4 if not detect else 0.005
+                    assert diff <= tol, (path.name, diff)
+                    assert g["label"] == w["label"] and g["uncertain"] == w["uncertain"], path.name
+        finally:
+            b.close()
+    host = site.split("//")[1]
+    assert all(u.split("//")[1].startswith(host) for u in requests if u.startswith("http")), requests
+    report(f"browser vs Python, {model}: largest probability difference {worst:.1e}")
+
+
+@in_browser
+def test_live_camera_boxes_the_face_and_reports_its_rate(site, tmp_path, report):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_live_browser import write_camera_clip
+    from playwright.sync_api import sync_playwright
+
+    clip = write_camera_clip(tmp_path / "camera.y4m", frames=60)
+    with sync_playwright() as p:
+        b = _launch(
+            p,
+            "--headless=new",
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}",
+        )
+        try:
+            context = b.new_context(permissions=["camera"])
+            page = context.new_page()
+            page.goto(f"{site}/index.html")
+            page.evaluate("window.ferHub.ready")
+            page.evaluate("window.ferHub.startCamera({model: 'custom-cnn'})")
+            time.sleep(6)
+            stats = page.evaluate("window.ferHub.stats()")
+            headline = page.locator("#camera-chart .headline").inner_text()
+            page.evaluate("window.ferHub.stopCamera()")
+        finally:
+            b.close()
+    report(
+        f"in-browser live view (custom-cnn, this machine, test run): {stats['fps']:.1f} frames/s, "
+        f"{stats['lastMs']:.0f} ms a frame (detection {stats['detectMs']:.0f}, classification {stats['classifyMs']:.0f})"
+    )
+    assert stats["frames"] >= 3 and stats["fps"] > 0, stats
+    assert stats["model"] == "custom-cnn" and stats["backend"] == "wasm", stats
+    assert headline.split(" ")[0] in {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}, (
+        headline
+    )
+
+
+@needs_runtime
+def test_fer_hub_export_web_command_writes_the_bundle_and_says_how_to_serve_it(tmp_path, capsys):
+    from fer_hub.cli import main
+
+    out = tmp_path / "site"
+    assert main(["export-web", str(out), "--models", str(ROOT / "space" / "checkpoints" / "custom-cnn")]) == 0
+    printed = capsys.readouterr().out
+    assert "python -m http.server" in printed and "MB" in printed
+    cfg = json.loads((out / "fer_hub.json").read_text())
+    assert [m["name"] for m in cfg["models"]] == ["custom-cnn"] and cfg["default_model"] == "custom-cnn"
+    assert main(["export-web", str(out)]) == 2  # in use: refused, nothing overwritten
+    assert "not an empty folder" in capsys.readouterr().err
