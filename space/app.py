@@ -48,6 +48,7 @@ from views import (  # noqa: E402
     LiveSession,
     chart_data,
     face_rows,
+    intro_markdown,
     live_chart,
     live_status,
     load_predictors,
@@ -208,14 +209,7 @@ def video_tab(video_file: str | None, model: str, progress=gr.Progress()):
 
 # Uploads and results of every visitor are deleted KEEP_FILES_S after they were made.
 with gr.Blocks(title="fer_hub: facial expressions", delete_cache=(KEEP_FILES_S // 6, KEEP_FILES_S)) as demo:
-    gr.Markdown(
-        "# fer_hub: facial-expression recognition\n"
-        "Upload a photo or use your webcam. Faces are found with RetinaFace, levelled on the eyes "
-        "and framed like FER-2013's faces, and each is scored on "
-        "seven expressions by a CNN trained on FER-2013; probabilities are calibrated, and a face "
-        "the model is unsure about is marked *uncertain*. Expressions are not emotions: "
-        "not for decisions about people."
-    )
+    gr.Markdown(intro_markdown())
     model = gr.Dropdown(MODEL_CHOICES, value=MODEL_CHOICES[0], label="model")
     with gr.Tab("Photo"):
         with gr.Row():

@@ -3,6 +3,12 @@
     python space/deploy.py --build-only build/space          # just write the bundle
     python space/deploy.py --repo-id ORG/fer-hub-space        # build in a temp dir and upload
     python space/deploy.py --repo-id ORG/fer-hub-space --model-repo ORG/fer-cnn-model2,ORG/fer-custom-cnn
+    python space/deploy.py --static --repo-id ORG/fer-hub-browser --space-url https://huggingface.co/spaces/ORG/fer-hub-space
+    python space/deploy.py --repo-id ORG/fer-hub-space --static-url https://huggingface.co/spaces/ORG/fer-hub-browser
+
+`--static` builds the in-browser app instead (`fer-hub export-web`: a static Space, free to host);
+`--space-url` is the Gradio Space its page links to, `--static-url` the static app the Gradio
+Space's page links to.
 
 The bundle is what the Space runs: app.py, README.md (Spaces YAML), requirements.txt, examples/,
 checkpoints/ and a copy of the `fer_hub` package, so the Space needs nothing from this repo.
@@ -48,7 +54,10 @@ PACKAGE_FILES = ("*.py", "weights/*.onnx", "weights/LICENSE*")  # fer_hub/ and i
 
 
 def build_bundle(
-    dest: str | Path, checkpoints: str | Path | None = None, model_repos: Sequence[str] = ()
+    dest: str | Path,
+    checkpoints: str | Path | None = None,
+    model_repos: Sequence[str] = (),
+    static_url: str | None = None,
 ) -> Path:
     """Write the Space bundle into `dest` (created; must be empty or absent) from the allow-lists
     above; refuses a checkpoint that is not a finished model (a training state beside it, an
@@ -93,6 +102,8 @@ def build_bundle(
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest / name)
     _write_space_card(dest / "README.md", model_repos)
+    if static_url:
+        (dest / "links.json").write_text(json.dumps({"static_app": static_url}))
     return dest
 
 
@@ -136,25 +147,45 @@ def main(argv: list[str] | None = None) -> int:
         "FER_MODEL_REPO); listed in the Space card's models:",
     )
     p.add_argument("--private", action="store_true")
+    p.add_argument(
+        "--static", action="store_true", help="the static in-browser app (fer-hub export-web) instead"
+    )
+    p.add_argument("--space-url", help="with --static: the Gradio Space the page links to")
+    p.add_argument("--static-url", help="the static in-browser app the Gradio Space links to")
     args = p.parse_args(argv)
     if not args.build_only and not args.repo_id:
         p.error("give --repo-id ORG/NAME to upload, or --build-only DIR")
     model_repos = [r.strip() for r in args.model_repo.split(",") if r.strip()]
+    if args.static and args.static_url:
+        p.error("--static-url is the Gradio Space's link to the static app; with --static give --space-url")
+
+    def build(dest) -> Path:
+        if args.static:
+            from fer_hub.web_export import export_web
+
+            folder = Path(args.checkpoints) if args.checkpoints else HERE / "checkpoints"
+            export_web(
+                dest, [folder / n for n in SHIPPED_MODELS], space_url=args.space_url, model_repos=model_repos
+            )
+            return Path(dest)
+        return build_bundle(dest, args.checkpoints, model_repos, args.static_url)
+
     try:
         if args.build_only:
-            print(f"bundle written to {build_bundle(args.build_only, args.checkpoints, model_repos)}")
+            print(f"bundle written to {build(args.build_only)}")
             return 0
         for repo_id in model_repos:  # before the token check, which asks the Hub
             check_repo_id(repo_id, "--model-repo")
         check_can_push(args.repo_id)  # before building anything
         with tempfile.TemporaryDirectory() as tmp:
-            bundle = build_bundle(Path(tmp) / "space", args.checkpoints, model_repos)
+            bundle = build(Path(tmp) / "space")
             url = push_folder(
                 bundle,
                 args.repo_id,
                 repo_type="space",
                 private=args.private,
-                commit_message="Deploy fer_hub Space",
+                commit_message="Deploy fer_hub " + ("in-browser app" if args.static else "Space"),
+                space_sdk="static" if args.static else "gradio",
             )
         print(f"uploaded: {url}")
     except FerHubError as e:

@@ -7,6 +7,7 @@ starting a server; it lives beside the app, not in `fer_hub`, because only the S
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -73,6 +74,10 @@ LIVE_STREAM_EVERY = 0.05
 LIVE_MAX_SIDE = 480
 # Uploads and results are deleted this long after they were made (checked every KEEP_FILES_S / 6).
 KEEP_FILES_S = 1800
+
+# The static in-browser app this Space links to: written into the bundle by
+# `space/deploy.py --static-url URL`, or set as the Space variable FER_STATIC_APP_URL.
+LINKS_FILE = Path(__file__).resolve().parent / "links.json"
 
 
 def load_predictors(
@@ -349,3 +354,29 @@ LIVE_CHART_CSS = """
 .fer-bar-fill { display: block; height: 100%; transition: width 120ms linear; }
 .fer-bar-value { text-align: right; font-variant-numeric: tabular-nums; }
 """
+
+
+def static_app_url() -> str | None:
+    """Where the static in-browser app lives, when this Space knows (see LINKS_FILE)."""
+    if url := os.environ.get("FER_STATIC_APP_URL"):
+        return url
+    if LINKS_FILE.is_file():
+        return json.loads(LINKS_FILE.read_text()).get("static_app")
+    return None
+
+
+def intro_markdown() -> str:
+    """The page's header: what it does, what it is not for, and the in-browser app if known."""
+    text = (
+        "# fer_hub: facial-expression recognition\n"
+        "Upload a photo or use your webcam. Faces are found with RetinaFace, levelled on the eyes "
+        "and framed like FER-2013's faces, and each is scored on "
+        "seven expressions by a CNN trained on FER-2013; probabilities are calibrated, and a face "
+        "the model is unsure about is marked *uncertain*. Expressions are not emotions: "
+        "not for decisions about people."
+    )
+    if url := static_app_url():
+        text += (
+            f"\n\n[Run the same models in your browser]({url}): nothing is uploaded, the camera view is live."
+        )
+    return text

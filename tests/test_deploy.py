@@ -54,3 +54,50 @@ def test_an_upload_checks_the_model_repos_before_the_token(monkeypatch, capsys):
     monkeypatch.setattr(deploy, "check_can_push", lambda repo_id: pytest.fail("asked the Hub first"))
     assert deploy.main(["--repo-id", "my-org/fer", "--model-repo", "bad/repo/id"]) == 2
     assert "--model-repo 'bad/repo/id'" in capsys.readouterr().err
+
+
+def _needs_runtime():
+    from fer_hub.web_export import RUNTIME_PACKAGE
+
+    if not (RUNTIME_PACKAGE / "dist").is_dir():
+        pytest.skip("onnxruntime-web is not installed: npm ci --prefix web --ignore-scripts")
+
+
+def test_static_deploy_builds_the_in_browser_app_as_a_static_space_linking_to_the_gradio_one(tmp_path):
+    import json
+
+    import deploy
+
+    _needs_runtime()
+    url = "https://huggingface.co/spaces/my-org/fer"
+    out = tmp_path / "static"
+    argv = ["--static", "--build-only", str(out), "--space-url", url, "--model-repo", ",".join(MODEL_REPOS)]
+    assert deploy.main(argv) == 0
+    meta, _ = space_card(out)
+    assert meta["sdk"] == "static" and meta["app_file"] == "index.html" and meta["models"] == MODEL_REPOS
+    assert json.loads((out / "fer_hub.json").read_text())["space_url"] == url
+
+
+def test_the_gradio_space_links_to_the_static_app_it_is_deployed_with(
+    tiny_checkpoints, tmp_path, monkeypatch
+):
+    import deploy
+    import views
+
+    url = "https://huggingface.co/spaces/my-org/fer-browser"
+    bundle = deploy.build_bundle(tmp_path / "bundle", tiny_checkpoints, static_url=url)
+    monkeypatch.delenv("FER_STATIC_APP_URL", raising=False)
+    monkeypatch.setattr(views, "LINKS_FILE", bundle / "links.json")
+    assert f"]({url})" in views.intro_markdown()
+    monkeypatch.setattr(views, "LINKS_FILE", tmp_path / "none.json")
+    assert "in your browser" not in views.intro_markdown()  # no link invented
+    monkeypatch.setenv("FER_STATIC_APP_URL", "https://example.org/app")
+    assert "](https://example.org/app)" in views.intro_markdown()
+
+
+def test_deploy_refuses_a_static_url_on_the_static_app_itself(tmp_path, capsys):
+    import deploy
+
+    with pytest.raises(SystemExit):
+        deploy.main(["--static", "--build-only", str(tmp_path / "x"), "--static-url", "https://x.org"])
+    assert "--space-url" in capsys.readouterr().err

@@ -79,15 +79,17 @@ def push_folder(
     repo_type: str = "model",
     private: bool = False,
     commit_message: str = "Upload fer_hub model",
+    space_sdk: str = "gradio",
 ) -> str:
     """Create `repo_id` if needed and upload `folder` as one commit; returns the commit URL.
 
-    `repo_type="space"` creates a Gradio Space (used by space/deploy.py)."""
+    `repo_type="space"` creates a Space of `space_sdk` ("gradio", or "static" for the in-browser
+    app; used by space/deploy.py)."""
     from huggingface_hub import HfApi
 
     token = check_can_push(repo_id)
     api = HfApi(token=token)
-    extra = {"space_sdk": "gradio"} if repo_type == "space" else {}
+    extra = {"space_sdk": space_sdk} if repo_type == "space" else {}
     api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **extra)
     commit = api.upload_folder(
         repo_id=repo_id,
