@@ -36,11 +36,22 @@ class Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def serve(folder: Path) -> tuple[ThreadingHTTPServer, str]:
+class Isolated(Quiet):
+    """Sends the headers that make a page cross-origin isolated (as a static Hub Space does with
+    the card's custom_headers), so onnxruntime-web may run WASM threads."""
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+
+def serve(folder: Path, isolated: bool = False) -> tuple[ThreadingHTTPServer, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(Quiet, directory=str(folder)))
+    handler = Isolated if isolated else Quiet
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{port}"
 
@@ -94,6 +105,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--models", default="cnn-model2,custom-cnn")
     ap.add_argument("--bundle", type=Path, help="an existing export (default: build one now)")
+    ap.add_argument("--isolated", action="store_true", help="serve with COOP/COEP headers (WASM threads)")
     args = ap.parse_args()
     if CHROMIUM is None:
         raise SystemExit("needs Debian's chromium (apt-get install chromium)")
@@ -106,8 +118,11 @@ def main() -> None:
             sizes = export_web(bundle)
             print(f"bundle: {sum(sizes.values()) / 1e6:.1f} MB in {len(sizes)} files")
         clip = write_camera_clip(Path(tmp) / "camera.y4m")
-        server, url = serve(bundle)
-        print(f"{cpu_name()}, headless Chromium, fake 640x480 camera at 30 fps, one face in view")
+        server, url = serve(bundle, args.isolated)
+        print(
+            f"{cpu_name()}, headless Chromium, fake 640x480 camera at 30 fps, one face in view, "
+            + ("cross-origin isolated (COOP/COEP headers)" if args.isolated else "a plain static server")
+        )
         try:
             for model in args.models.split(","):
                 r = measure(url, clip, model, args.seconds)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .errors import InputError, NotFoundError
 
-__all__ = ["WEB_DIR", "PAGE_FILES", "RUNTIME_FILES", "web_config", "export_web"]
+__all__ = ["WEB_DIR", "PAGE_FILES", "RUNTIME_FILES", "web_config", "store_exact_float16", "export_web"]
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
@@ -103,7 +103,9 @@ def _model_entry(source: str | os.PathLike, out: Path) -> dict:
     except (FileNotFoundError, OSError, ValueError) as e:
         raise InputError(f"--models {source}: {e}") from None
     name = getattr(model, "ARCHITECTURE", type(model).__name__)
-    export_onnx(model, out / "models" / f"{name}.onnx")
+    path = out / "models" / f"{name}.onnx"
+    export_onnx(model, path)
+    store_exact_float16(path)
     config = Path(source) / "config.json"  # a local folder's Hub metadata names its dataset
     datasets = json.loads(config.read_text()).get("datasets", []) if config.is_file() else []
     return {
@@ -116,6 +118,45 @@ def _model_entry(source: str | os.PathLike, out: Path) -> dict:
         "tta": bool(model.tta),
         "datasets": list(datasets),
     }
+
+
+def store_exact_float16(path: str | os.PathLike) -> int:
+    """Store each float32 weight of the ONNX file at `path` that float16 holds exactly (all of a
+    checkpoint saved with --save-dtype float16) as float16 with a Cast back to float32 in the
+    graph: half the download, and not one output changes (the runtime casts them back once, at
+    load). Returns the bytes saved."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = Path(path)
+    proto = onnx.load(str(path))
+    before = path.stat().st_size
+    casts, kept = [], []
+    for init in proto.graph.initializer:
+        values = numpy_helper.to_array(init)
+        half = values.astype(np.float16)
+        if (
+            values.dtype != np.float32
+            or values.size < 1024
+            or not np.array_equal(half.astype(np.float32), values)
+        ):
+            kept.append(init)
+            continue
+        kept.append(numpy_helper.from_array(half, f"{init.name}__float16"))
+        casts.append(
+            helper.make_node("Cast", [f"{init.name}__float16"], [init.name], to=onnx.TensorProto.FLOAT)
+        )
+    if not casts:
+        return 0
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    nodes = list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(casts + nodes)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return before - path.stat().st_size
 
 
 def export_web(
@@ -188,6 +229,14 @@ def _space_card(entries: list[dict], model_repos: Sequence[str]) -> str:
         lines += ["datasets:", *[f"  - {d}" for d in datasets]]
     if model_repos:
         lines += ["models:", *[f"  - {r}" for r in model_repos]]
+    # Cross-origin isolation lets onnxruntime-web run WASM threads (bench_web.py --isolated);
+    # static Spaces send these headers when the card asks for them.
+    lines += [
+        "custom_headers:",
+        "  cross-origin-embedder-policy: require-corp",
+        "  cross-origin-opener-policy: same-origin",
+        "  cross-origin-resource-policy: cross-origin",
+    ]
     lines += ["tags:", "  - facial-expression-recognition", "  - onnxruntime-web", "---", ""]
     models = ", ".join(e["title"] for e in entries)
     lines += [

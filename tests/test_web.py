@@ -132,10 +132,34 @@ def test_export_web_writes_a_self_contained_bundle_with_pythons_settings(bundle)
         assert (bundle / entry["file"]).is_file()
     card = (bundle / "README.md").read_text()
     assert "sdk: static" in card and "app_file: index.html" in card
+    assert "cross-origin-embedder-policy: require-corp" in card  # WASM threads on a static Space
     # nothing in the page points outside the folder
     for page in PAGE_FILES:
         text = (bundle / page).read_text()
         assert "cdn" not in text.lower() and "unpkg" not in text and "jsdelivr" not in text, page
+
+
+@needs_runtime
+def test_bundled_classifiers_are_half_the_size_and_answer_exactly_as_the_float32_export(bundle, tmp_path):
+    """The shipped weights are float16 values: stored as float16 (cast back at load), every
+    logit is bit-for-bit the float32 export's."""
+    import onnxruntime as ort
+    import torch
+
+    from fer_hub.models import load_model
+    from fer_hub.onnx_model import export_onnx
+
+    x = torch.randn(32, 1, 48, 48, generator=torch.Generator().manual_seed(0)).clamp(-1, 1).numpy()
+    for name in ("cnn-model2", "custom-cnn"):
+        full = tmp_path / f"{name}.onnx"
+        export_onnx(load_model(ROOT / "space" / "checkpoints" / name), full)
+        small = bundle / "models" / f"{name}.onnx"
+        assert small.stat().st_size < 0.55 * full.stat().st_size, name
+
+        def run(f):
+            return ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+        assert np.array_equal(run(small), run(full)), name
 
 
 @needs_runtime
@@ -177,15 +201,29 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def site(bundle):
-    """The bundle served as `python -m http.server` serves it: a plain static host."""
+class _Isolated(_Quiet):
+    """A static host sending the COOP/COEP headers the bundle's Space card asks for."""
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+
+def _serve(bundle, handler):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_Quiet, directory=str(bundle)))
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(bundle)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def site(bundle):
+    """The bundle served as `python -m http.server` serves it: a plain static host."""
+    server, url = _serve(bundle, _Quiet)
+    yield url
     server.shutdown()
 
 
@@ -312,3 +350,37 @@ def test_fer_hub_export_web_command_writes_the_bundle_and_says_how_to_serve_it(t
     assert [m["name"] for m in cfg["models"]] == ["custom-cnn"] and cfg["default_model"] == "custom-cnn"
     assert main(["export-web", str(out)]) == 2  # in use: refused, nothing overwritten
     assert "not an empty folder" in capsys.readouterr().err
+
+
+@in_browser
+def test_an_isolated_host_gives_the_page_wasm_threads_and_the_same_answers(bundle, site, tmp_path):
+    """Served with COOP/COEP (as the static Space's card asks), the page is cross-origin
+    isolated, onnxruntime-web runs two threads, and the answers do not change."""
+    from playwright.sync_api import sync_playwright
+
+    server, isolated = _serve(bundle, _Isolated)
+    photo = base64.b64encode((ROOT / "space" / "examples" / "astronaut.jpg").read_bytes()).decode()
+    answers = []
+    try:
+        with sync_playwright() as p:
+            b = _launch(p, "--headless=new")
+            try:
+                for url in (site, isolated):
+                    page = _open(b, url, [])
+                    answers.append(
+                        (
+                            page.evaluate("self.crossOriginIsolated"),
+                            page.evaluate("window.ferHub.stats().threads"),
+                            page.evaluate(ANALYZE_JS, [photo, "cnn-model2", True]),
+                        )
+                    )
+            finally:
+                b.close()
+    finally:
+        server.shutdown()
+    (plain_iso, plain_threads, plain), (iso, threads, threaded) = answers
+    assert not plain_iso and plain_threads == 1
+    assert iso and threads > 1  # min(4, the cores the browser reports)
+    assert threaded["faces"][0]["box"] == plain["faces"][0]["box"]
+    for e, p in plain["faces"][0]["probabilities"].items():
+        assert threaded["faces"][0]["probabilities"][e] == pytest.approx(p, abs=1e-5)

@@ -212,10 +212,18 @@ async function startCamera({ model = state.model } = {}) {
       cam.times.push(t1);
       while (cam.times.length && cam.times[0] < t1 - 2000) cam.times.shift();
       $("camera-stats").textContent = `${stats().fps.toFixed(1)} frames/s, ${cam.lastMs.toFixed(0)} ms a frame`;
-      await new Promise((r) => requestAnimationFrame(r)); // let the page paint
+      await nextFrame(video); // a camera frame not analysed yet (and the page paints meanwhile)
     }
   };
   cam.done = loop();
+}
+
+// The camera's next frame: analysing one frame twice would count toward the rate and show
+// nothing new. Browsers without requestVideoFrameCallback wait for the next paint instead.
+function nextFrame(video) {
+  return new Promise((resolve) =>
+    video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(resolve),
+  );
 }
 
 function stopCamera() {
