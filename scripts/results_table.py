@@ -12,8 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = {"custom-cnn": "CustomCNN", "cnn-model2": "CnnModel2"}
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
+def pct(x: float, n: int | None = None) -> str:
+    """An accuracy; with `n`, its 95% interval too, as README and MODEL_CARD print it."""
+    if n is None:
+        return f"{100 * x:.2f}%"
+    from fer_hub.training.evaluate import accuracy_interval
+
+    lo, hi = accuracy_interval(x, n)
+    return f"{100 * x:.2f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
 def main() -> None:
@@ -27,7 +33,7 @@ def main() -> None:
         for split in ("validation", "test"):
             s = m[split]
             print(
-                f"| {NAMES[n]} | {split} | {pct(s['accuracy'])} | {pct(s['accuracy_tta'])} | {s['macro_f1']:.4f} | "
+                f"| {NAMES[n]} | {split} | {pct(s['accuracy'], s['n'])} | {pct(s['accuracy_tta'], s['n'])} | {s['macro_f1']:.4f} | "
                 f"{m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 3600:.2f} h | {m['hardware']} |"
             )
     print("\nPer-class F1 on test:\n")
