@@ -209,15 +209,18 @@ def worker(name: str, flags: list[str], data_dir: Path, out: Path) -> int:
     return 0
 
 
-def reporting(runs_dir: Path, name: str) -> bool:
-    """Whether run `name` has finished training and is scoring its best epoch (not to be stopped)."""
+def stoppable(runs_dir: Path, name: str) -> bool:
+    """Whether run `name` can be stopped with something to show: it has finished an epoch (a run
+    stopped before that has nothing to keep) and is not already scoring its best one."""
     log = runs_dir.parent / f"{runs_dir.name}-{name}.log"
-    return log.is_file() and "[train] best validation accuracy" in log.read_text(errors="replace")
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return "\nepoch " in text and "[train] best validation accuracy" not in text
 
 
 def run_plan(plan: str, data_dir: Path, out: Path, budget_s: float, grace_s: float) -> None:
-    """Start every run of `plan` at once; at `budget_s`, stop the runs still training (each keeps
-    its best epoch and scores it); at `budget_s + grace_s`, kill whatever is left; bundle."""
+    """Start every run of `plan` at once; from `budget_s` on, stop each run still training once it
+    has an epoch to keep (it scores its best); at `budget_s + grace_s`, kill whatever is left;
+    bundle."""
     out.mkdir(parents=True, exist_ok=True)
     runs_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"fer_plan_{os.getpid()}"
     unpack(data_dir)  # fail here, once, rather than in every worker
@@ -243,7 +246,7 @@ def run_plan(plan: str, data_dir: Path, out: Path, budget_s: float, grace_s: flo
                     continue
                 if elapsed > budget_s + grace_s:  # the command must end inside the device's limit
                     p.kill()
-                elif elapsed > budget_s and name not in stopped and not reporting(runs_dir, name):
+                elif elapsed > budget_s and name not in stopped and stoppable(runs_dir, name):
                     p.send_signal(signal.SIGINT)  # the loop keeps the best epoch and reports it
                     stopped.add(name)
             time.sleep(2)

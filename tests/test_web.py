@@ -109,6 +109,7 @@ def bundle(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @needs_runtime
 def test_export_web_writes_a_self_contained_bundle_with_pythons_settings(bundle):
     from fer_hub.align import FER_FRAMING
@@ -139,6 +140,7 @@ def test_export_web_writes_a_self_contained_bundle_with_pythons_settings(bundle)
         assert "cdn" not in text.lower() and "unpkg" not in text and "jsdelivr" not in text, page
 
 
+@pytest.mark.slow
 @needs_runtime
 def test_bundled_classifiers_are_half_the_size_and_answer_exactly_as_the_float32_export(bundle, tmp_path):
     """The shipped weights are float16 values: stored as float16 (cast back at load), every
@@ -160,6 +162,37 @@ def test_bundled_classifiers_are_half_the_size_and_answer_exactly_as_the_float32
             return ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
 
         assert np.array_equal(run(small), run(full)), name
+
+
+@pytest.mark.slow
+@needs_runtime
+def test_the_live_views_int8_classifiers_agree_with_the_float_models_on_fer2013_validation(
+    bundle, shared_fer
+):
+    """The int8 exports the live view runs, calibrated on the example photos' faces only: on the
+    3,589 validation faces they give the float model's label on at least 95% and lose at most a
+    point of accuracy."""
+    import onnxruntime as ort
+
+    from fer_hub.preprocess import normalize
+    from fer_hub.training.data import load_fer2013
+
+    data = load_fer2013(str(shared_fer), log=lambda *_: None)
+    x, y = normalize(data.x_val).numpy(), data.y_val.numpy()
+    cfg = json.loads((bundle / "fer_hub.json").read_text())
+    for entry in cfg["models"]:
+        assert entry["live"]["file"].endswith(".int8.onnx") and entry["live"]["tta"] is False
+
+        def predict(f):
+            s = ort.InferenceSession(str(bundle / f), providers=["CPUExecutionProvider"])
+            return np.concatenate(
+                [s.run(None, {"image": x[i : i + 512]})[0] for i in range(0, len(x), 512)]
+            ).argmax(1)
+
+        full, live = predict(entry["file"]), predict(entry["live"]["file"])
+        assert (live == full).mean() >= 0.95, entry["name"]
+        assert (live == y).mean() >= (full == y).mean() - 0.01, entry["name"]
+        assert (bundle / entry["live"]["file"]).stat().st_size < 0.6 * (bundle / entry["file"]).stat().st_size
 
 
 @needs_runtime
@@ -333,11 +366,13 @@ def test_live_camera_boxes_the_face_and_reports_its_rate(site, tmp_path, report)
     )
     assert stats["frames"] >= 3 and stats["fps"] > 0, stats
     assert stats["model"] == "custom-cnn" and stats["backend"] == "wasm", stats
+    assert stats["classifier"] == "models/custom-cnn.int8.onnx", stats
     assert headline.split(" ")[0] in {"angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"}, (
         headline
     )
 
 
+@pytest.mark.slow
 @needs_runtime
 def test_fer_hub_export_web_command_writes_the_bundle_and_says_how_to_serve_it(tmp_path, capsys):
     from fer_hub.cli import main

@@ -36,6 +36,23 @@ async function classifier(name) {
   return state.classifiers.get(name);
 }
 
+// The live view's classifier: the model's int8 export, scored once a frame (fer_hub.json "live");
+// the tracker's moving average over frames stands in for the photo path's mirror image.
+async function liveClassifier(name) {
+  const key = `${name} (live)`;
+  if (!state.classifiers.has(key)) {
+    const meta = state.cfg.models.find((m) => m.name === name);
+    if (!meta) throw new Error(`no model "${name}" in this bundle`);
+    if (!meta.live) return classifier(name);
+    const live = { ...meta, tta: meta.live.tta };
+    state.classifiers.set(
+      key,
+      session(meta.live.file).then((s) => new Classifier(ort, s, live, state.cfg.emotions, state.cfg.normalize)),
+    );
+  }
+  return state.classifiers.get(key);
+}
+
 async function init() {
   state.cfg = await loadConfig();
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
@@ -170,6 +187,7 @@ async function startCamera({ model = state.model } = {}) {
   await ready;
   stopCamera();
   setModel(model);
+  await liveClassifier(model);
   const video = $("camera-video");
   let stream;
   try {
@@ -193,13 +211,29 @@ async function startCamera({ model = state.model } = {}) {
   $("camera-button").textContent = "Stop camera";
   const canvas = new OffscreenCanvas(video.videoWidth, video.videoHeight);
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  // The newest camera frame's number, kept by the browser's per-frame callback: the loop takes
+  // the next frame as soon as it is done with one, and waits only when it has caught up.
+  const frames = { latest: 0, waiting: [] };
+  const onFrame = (_now, meta) => {
+    frames.latest = meta.presentedFrames;
+    frames.waiting.splice(0).forEach((resolve) => resolve());
+    if (cam.running) video.requestVideoFrameCallback(onFrame);
+  };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+  const detectEvery = state.cfg.live.detect_every;
+  let faces = null;
   const loop = async () => {
     while (cam.running) {
       const t0 = performance.now();
+      const shown = frames.latest;
       ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
       const rgb = fromRGBA(ctx.getImageData(0, 0, canvas.width, canvas.height));
-      const clf = await classifier(state.model);
-      const { result, timings } = await analyze(rgb, state.detector, clf, state.cfg, { live: true });
+      const clf = await liveClassifier(state.model);
+      // detect on every detectEvery-th frame, and on every frame while no face is in view
+      const reuse = faces && faces.length && cam.frames % detectEvery !== 0 ? faces : null;
+      const out = await analyze(rgb, state.detector, clf, state.cfg, { live: true, faces: reuse });
+      const { result, timings } = out;
+      faces = out.faces;
       if (!cam.running) break;
       const smoothed = cam.tracker.smooth(result, state.cfg.emotions, clf.meta.uncertain_below);
       drawFaces($("camera-overlay"), smoothed, canvas.width, canvas.height);
@@ -207,12 +241,13 @@ async function startCamera({ model = state.model } = {}) {
       const t1 = performance.now();
       cam.frames += 1;
       cam.lastMs = t1 - t0;
-      cam.detectMs = timings.detectMs;
+      if (!reuse) cam.detectMs = timings.detectMs;
       cam.classifyMs = timings.classifyMs;
+      cam.classifierFile = clf.meta.live ? clf.meta.live.file : clf.meta.file;
       cam.times.push(t1);
       while (cam.times.length && cam.times[0] < t1 - 2000) cam.times.shift();
       $("camera-stats").textContent = `${stats().fps.toFixed(1)} frames/s, ${cam.lastMs.toFixed(0)} ms a frame`;
-      await nextFrame(video); // a camera frame not analysed yet (and the page paints meanwhile)
+      if (frames.latest === shown) await nextFrame(video, frames); // caught up: wait for a new frame
     }
   };
   cam.done = loop();
@@ -220,9 +255,9 @@ async function startCamera({ model = state.model } = {}) {
 
 // The camera's next frame: analysing one frame twice would count toward the rate and show
 // nothing new. Browsers without requestVideoFrameCallback wait for the next paint instead.
-function nextFrame(video) {
+function nextFrame(video, frames) {
   return new Promise((resolve) =>
-    video.requestVideoFrameCallback ? video.requestVideoFrameCallback(() => resolve()) : requestAnimationFrame(resolve),
+    video.requestVideoFrameCallback ? frames.waiting.push(resolve) : requestAnimationFrame(resolve),
   );
 }
 
@@ -246,6 +281,7 @@ function stats() {
     classifyMs: cam ? cam.classifyMs : 0,
     frames: cam ? cam.frames : 0,
     model: state.model,
+    classifier: cam ? cam.classifierFile : null,
     backend: state.backend,
     threads: ort.env.wasm.numThreads,
   };
@@ -273,7 +309,10 @@ function setModel(name) {
   state.model = name;
   $("model").value = name;
   classifier(name); // start loading it now
-  if (state.camera) state.camera.tracker = new FaceTracker(state.cfg.tracking); // a new model's probabilities
+  if (state.camera) {
+    liveClassifier(name);
+    state.camera.tracker = new FaceTracker(state.cfg.tracking); // a new model's probabilities
+  }
 }
 
 const ready = init();

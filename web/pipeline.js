@@ -344,7 +344,15 @@ export class Classifier {
 
 // `detect: false`: the whole image is the one face (a crop the caller vouches for), as with
 // Predictor(..., detect=False).
-export async function analyze(rgb, detector, classifier, cfg, { stream = false, live = false, detect = true } = {}) {
+// `faces`: detections to reuse (from the `faces` an earlier call returned) instead of detecting:
+// the live view detects every few frames and keeps the faces in between.
+export async function analyze(
+  rgb,
+  detector,
+  classifier,
+  cfg,
+  { stream = false, live = false, detect = true, faces: known = null } = {},
+) {
   if (!detect) {
     const t0 = performance.now();
     const [p] = await classifier.classify([gray48(toGray(rgb), cfg.image_size)]);
@@ -361,7 +369,7 @@ export async function analyze(rgb, detector, classifier, cfg, { stream = false, 
     scale = 1 / shrink;
   }
   const t0 = performance.now();
-  const faces = await detector.detect(work, { stream: stream || live, live });
+  const faces = known || (await detector.detect(work, { stream: stream || live, live }));
   const t1 = performance.now();
   const gray = toGray(work);
   const crops = faces.map((f) => gray48(cropAligned(gray, f.landmarks, cfg.framing), cfg.image_size));
@@ -372,7 +380,7 @@ export async function analyze(rgb, detector, classifier, cfg, { stream = false, 
     face_found: faces.length > 0,
     faces: faces.map((f, i) => faceResult(scale === 1 ? f.box : f.box.map((v) => roundHalfEven(v * scale)), probs[i], cfg, classifier)),
   };
-  return { result, timings: { detectMs: t1 - t0, classifyMs: t2 - t1 } };
+  return { result, faces, timings: { detectMs: known ? 0 : t1 - t0, classifyMs: t2 - t1 } };
 }
 
 function faceResult(box, p, cfg, classifier) {
