@@ -281,7 +281,8 @@ ANALYZE_JS = """async ([b64, model, detect]) => {
 
 
 def _photos(tmp_path) -> list[Path]:
-    """The Space's example photos, one turned 20 degrees, one shrunk, and a photo with no face."""
+    """The Space's example photos, one turned 20 degrees, one shrunk, a photo with no face, one
+    stored sideways with an EXIF orientation, a grayscale JPEG and a 3000 x 2250 photo."""
     examples = [ROOT / "space" / "examples" / n for n in ("astronaut.jpg", "two_faces.jpg")]
     astronaut = Image.open(examples[0]).convert("RGB")
     tilted = tmp_path / "tilted.png"
@@ -292,7 +293,18 @@ def _photos(tmp_path) -> list[Path]:
     canvas.save(small)
     empty = tmp_path / "no_face.png"
     Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))).convert("RGB").save(empty)
-    return [*examples, tilted, small, empty]
+    # a phone photo: pixels stored on their side, EXIF orientation 6 says how to turn them upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = tmp_path / "exif_rotated.jpg"
+    astronaut.transpose(Image.Transpose.ROTATE_90).save(sideways, quality=92, exif=exif)
+    gray = tmp_path / "gray.jpg"
+    astronaut.convert("L").save(gray, quality=92)
+    big = tmp_path / "big.jpg"  # larger than the 2048 px the Predictor works at
+    canvas = Image.new("RGB", (3000, 2250), (150, 140, 130))
+    canvas.paste(astronaut.resize((700, 700)), (1700, 900))
+    canvas.save(big, quality=90)
+    return [*examples, tilted, small, empty, sideways, gray, big]
 
 
 @in_browser
