@@ -233,7 +233,7 @@ def cmd_export_web(args) -> int:
     from .web_export import export_web
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    sizes = export_web(args.out, models, space_url=args.space_url)
+    sizes = export_web(args.out, models, space_url=args.space_url, webgpu=args.webgpu)
     total = sum(sizes.values())
     for name, size in sizes.items():
         print(f"  {size / 1e6:8.2f} MB  {name}")
@@ -322,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the shipped cnn-model2,custom-cnn)",
     )
     s.add_argument("--space-url", help="the Gradio Space to link to from the page")
+    s.add_argument(
+        "--webgpu",
+        action="store_true",
+        help="also bundle the WebGPU runtime (+27 MB), used where a GPU is offered",
+    )
     s.set_defaults(fn=cmd_export_web)
 
     s = sub.add_parser("calibrate", help="fit temperature and 'uncertain' threshold of a model folder")

@@ -32,12 +32,21 @@ PAGE_FILES = ("index.html", "app.js", "pipeline.js", "imageops.js", "style.css")
 # JS entry point and the runtime it loads. The WebGPU build's runtime alone is 28 MB.
 RUNTIME_PACKAGE = WEB_DIR / "node_modules" / "onnxruntime-web"
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# With --webgpu, also the WebGPU build (its runtime alone is 27 MB; on a CPU it is slower than
+# the WASM build, so the page takes it only when the browser offers a GPU adapter).
+WEBGPU_RUNTIME_FILES = (
+    "ort.webgpu.min.mjs",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+)
 DETECTOR_FILE = "models/retinaface.onnx"
 STATIC_SPACE_TITLE = "fer_hub in your browser"
 LIVE_DETECT_EVERY = 2
 
 
-def web_config(models: list[dict], default_model: str, space_url: str | None = None) -> dict:
+def web_config(
+    models: list[dict], default_model: str, space_url: str | None = None, webgpu: bool = False
+) -> dict:
     """What the page's pipeline needs to reproduce `Predictor`'s, read from the package."""
     from . import retinaface
     from .align import FER_FRAMING, crop_aligned
@@ -51,6 +60,10 @@ def web_config(models: list[dict], default_model: str, space_url: str | None = N
     return {
         "emotions": list(EMOTIONS),
         "default_model": default_model,
+        "runtimes": {
+            "wasm": f"ort/{RUNTIME_FILES[0]}",
+            "webgpu": f"ort/{WEBGPU_RUNTIME_FILES[0]}" if webgpu else None,
+        },
         "models": models,
         "work_size": WORK_SIZE,
         "image_size": IMAGE_SIZE,
@@ -86,15 +99,16 @@ def web_config(models: list[dict], default_model: str, space_url: str | None = N
     }
 
 
-def _runtime_files() -> list[Path]:
+def _runtime_files(webgpu: bool = False) -> list[Path]:
     dist = RUNTIME_PACKAGE / "dist"
-    missing = [f for f in RUNTIME_FILES if not (dist / f).is_file()]
+    names = RUNTIME_FILES + (WEBGPU_RUNTIME_FILES if webgpu else ())
+    missing = [f for f in names if not (dist / f).is_file()]
     if missing:
         raise NotFoundError(
             f"onnxruntime-web is not installed in {WEB_DIR / 'node_modules'} (missing {', '.join(missing)}): "
             f"run `npm ci --prefix {os.path.relpath(WEB_DIR)}` once (it installs the version web/package-lock.json pins)"
         )
-    return [dist / f for f in RUNTIME_FILES]
+    return [dist / f for f in names]
 
 
 def _model_entry(source: str | os.PathLike, out: Path) -> dict:
@@ -254,17 +268,19 @@ def export_web(
     *,
     space_url: str | None = None,
     model_repos: Sequence[str] = (),
+    webgpu: bool = False,
 ) -> dict:
     """Write the static app into `out_dir` (created; must be empty or absent): the page, the
     runtime, the detector, each classifier of `models` (folders or Hub ids; default: the two
-    shipped ones, the first is the page's default) and fer_hub.json. Returns {path: bytes}."""
+    shipped ones, the first is the page's default) and fer_hub.json; `webgpu` adds onnxruntime-web's
+    WebGPU build, used where the visitor's browser offers a GPU. Returns {path: bytes}."""
     from .models import SHIPPED_MODELS
     from .retinaface import WEIGHTS
 
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out}: exists and is not an empty folder; give a new or empty one")
-    runtime = _runtime_files()
+    runtime = _runtime_files(webgpu)
     pages = [WEB_DIR / f for f in PAGE_FILES]
     if missing := [p.name for p in pages if not p.is_file()]:
         raise NotFoundError(f"the page's files are missing from {WEB_DIR}: {', '.join(missing)}")
@@ -288,7 +304,7 @@ def export_web(
             raise InputError(
                 f"two models of one architecture ({', '.join(names)}): the page names them by it"
             )
-        config = web_config(entries, names[0], space_url)
+        config = web_config(entries, names[0], space_url, webgpu)
         (staged / "fer_hub.json").write_text(json.dumps(config, indent=1))
         (staged / "README.md").write_text(_space_card(entries, model_repos))
         staged.chmod(0o755)

@@ -431,3 +431,56 @@ def test_an_isolated_host_gives_the_page_wasm_threads_and_the_same_answers(bundl
     assert threaded["faces"][0]["box"] == plain["faces"][0]["box"]
     for e, p in plain["faces"][0]["probabilities"].items():
         assert threaded["faces"][0]["probabilities"][e] == pytest.approx(p, abs=1e-5)
+
+
+@in_browser
+@needs_runtime
+def test_a_webgpu_bundle_runs_on_the_gpu_the_browser_offers_and_gives_pythons_answers(tmp_path):
+    """With --webgpu the page takes the WebGPU build where the browser offers an adapter (here
+    Chromium's software one, SwiftShader) and still gives Python's answers; ?backend=wasm and
+    a browser without WebGPU keep the WASM build."""
+    from playwright.sync_api import sync_playwright
+
+    from fer_hub import Predictor
+    from fer_hub.web_export import export_web
+
+    bundle = tmp_path / "bundle"
+    export_web(bundle, [ROOT / "space" / "checkpoints" / "custom-cnn"], webgpu=True)
+    server, url = _serve(bundle, _Quiet)
+    photo = ROOT / "space" / "examples" / "astronaut.jpg"
+    want = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / "custom-cnn")(str(photo))
+    b64 = base64.b64encode(photo.read_bytes()).decode()
+    seen = {}
+    try:
+        with sync_playwright() as p:
+            for name, flags, query in [
+                ("gpu", ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"], ""),
+                (
+                    "asked for wasm",
+                    ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"],
+                    "?backend=wasm",
+                ),
+                ("no gpu", [], ""),
+            ]:
+                b = _launch(p, "--headless=new", *flags)
+                try:
+                    page = b.new_page()
+                    page.goto(f"{url}/index.html{query}")
+                    page.evaluate("window.ferHub.ready")
+                    seen[name] = (
+                        page.evaluate("window.ferHub.stats().backend"),
+                        page.evaluate(ANALYZE_JS, [b64, "custom-cnn", True]),
+                    )
+                finally:
+                    b.close()
+    finally:
+        server.shutdown()
+    assert {k: v[0] for k, v in seen.items()} == {"gpu": "webgpu", "asked for wasm": "wasm", "no gpu": "wasm"}
+    for name, (_, got) in seen.items():
+        (g,), (w,) = got["faces"], want["faces"]
+        assert np.abs(np.subtract(g["box"], w["box"])).max() <= 1, name
+        assert g["label"] == w["label"], name
+        # GPU arithmetic rounds differently from the CPU's: a looser bound than the WASM path's
+        assert max(abs(g["probabilities"][e] - w["probabilities"][e]) for e in w["probabilities"]) < 0.01, (
+            name
+        )

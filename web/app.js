@@ -7,12 +7,26 @@
 //   await ferHub.startCamera({ model })  /  ferHub.stopCamera()
 //   ferHub.stats()  // { fps, lastMs, detectMs, classifyMs, frames, model, backend }
 
-import * as ort from "./ort/ort.wasm.min.mjs";
 import { fromRGBA } from "./imageops.js";
 import { analyze, Classifier, FaceDetector, FaceTracker, RetinaFace } from "./pipeline.js";
 
 const $ = (id) => document.getElementById(id);
 const state = { cfg: null, detector: null, classifiers: new Map(), model: null, backend: "wasm", camera: null };
+let ort = null; // onnxruntime-web: its WebGPU build where the bundle has it and the browser a GPU
+
+// WebGPU when the bundle carries its runtime (export-web --webgpu), the browser offers an adapter
+// and the page was not asked for ?backend=wasm; else the WASM build (smaller and faster on a CPU).
+async function pickRuntime(cfg) {
+  const asked = new URLSearchParams(location.search).get("backend");
+  if (cfg.runtimes.webgpu && asked !== "wasm" && navigator.gpu) {
+    try {
+      if (await navigator.gpu.requestAdapter()) return ["webgpu", cfg.runtimes.webgpu];
+    } catch {
+      // no usable adapter: WASM below
+    }
+  }
+  return ["wasm", cfg.runtimes.wasm];
+}
 
 async function loadConfig() {
   const res = await fetch("fer_hub.json");
@@ -20,8 +34,10 @@ async function loadConfig() {
   return res.json();
 }
 
-async function session(file) {
-  return ort.InferenceSession.create(file, { executionProviders: [state.backend], graphOptimizationLevel: "all" });
+// `cpu`: the int8 live models, whose kernels WebGPU lacks, stay on WASM.
+async function session(file, { cpu = false } = {}) {
+  const providers = state.backend === "webgpu" && !cpu ? ["webgpu", "wasm"] : ["wasm"];
+  return ort.InferenceSession.create(file, { executionProviders: providers, graphOptimizationLevel: "all" });
 }
 
 async function classifier(name) {
@@ -47,7 +63,7 @@ async function liveClassifier(name) {
     const live = { ...meta, tta: meta.live.tta };
     state.classifiers.set(
       key,
-      session(meta.live.file).then((s) => new Classifier(ort, s, live, state.cfg.emotions, state.cfg.normalize)),
+      session(meta.live.file, { cpu: true }).then((s) => new Classifier(ort, s, live, state.cfg.emotions, state.cfg.normalize)),
     );
   }
   return state.classifiers.get(key);
@@ -55,6 +71,9 @@ async function liveClassifier(name) {
 
 async function init() {
   state.cfg = await loadConfig();
+  const [backend, runtime] = await pickRuntime(state.cfg);
+  ort = await import(`./${runtime}`);
+  state.backend = backend;
   ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;
   // Threads need a cross-origin isolated page (COOP/COEP headers); a plain static host has none.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
@@ -283,7 +302,7 @@ function stats() {
     model: state.model,
     classifier: cam ? cam.classifierFile : null,
     backend: state.backend,
-    threads: ort.env.wasm.numThreads,
+    threads: ort ? ort.env.wasm.numThreads : 0,
   };
 }
 
