@@ -484,3 +484,22 @@ def test_a_webgpu_bundle_runs_on_the_gpu_the_browser_offers_and_gives_pythons_an
         assert max(abs(g["probabilities"][e] - w["probabilities"][e]) for e in w["probabilities"]) < 0.01, (
             name
         )
+
+
+@in_browser
+def test_the_photo_chart_says_which_of_several_faces_it_shows(site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = _launch(p, "--headless=new")
+        try:
+            page = _open(b, site, [])
+            page.set_input_files("#photo-input", str(ROOT / "space" / "examples" / "two_faces.jpg"))
+            page.wait_for_selector("#photo-chart .headline", timeout=30_000)
+            headline = page.locator("#photo-chart .headline").inner_text()
+            bars = page.locator("#photo-chart .bar .name").all_inner_texts()
+            shown = json.loads(page.locator("#photo-json").text_content())  # inside a closed <details>
+        finally:
+            b.close()
+    assert "the largest of 2 faces" in headline and headline.startswith(shown["faces"][0]["label"])
+    assert bars == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]  # fixed order

@@ -163,6 +163,13 @@ function drawChart(el, result) {
   const head = document.createElement("div");
   head.className = "headline";
   head.textContent = `${face.label}${face.uncertain ? " (uncertain)" : ""}`;
+  if (result.faces.length > 1) {
+    // the chart shows the largest face; every face is boxed and labelled on the picture
+    const more = document.createElement("span");
+    more.className = "more";
+    more.textContent = ` the largest of ${result.faces.length} faces`;
+    head.append(more);
+  }
   el.append(head);
   for (const e of state.cfg.emotions) {
     const p = face.probabilities[e];
