@@ -218,8 +218,11 @@ class RetinaFaceDetector:
     def _pass(self, rgb: np.ndarray, size: int, score: float) -> list[Face]:
         small, scale = shrink_array(rgb, size)
         faces = [_face(d, scale) for d in self.net(small, score)]
-        return [f for f in faces if f.box.w >= 4 and f.box.h >= 4]
+        return [f for f in faces if f.box.w >= MIN_BOX and f.box.h >= MIN_BOX]
 
+
+# A detection smaller than this many pixels a side is noise at any scale a face can be read at.
+MIN_BOX = 4
 
 # Share of a tile's side that neighbouring tiles overlap at least: a face up to that size (128 px
 # of 640) lies whole inside the tile that owns its centre, and the tiled pass keeps no larger one.

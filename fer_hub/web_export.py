@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
 PAGE_FILES = ("index.html", "app.js", "pipeline.js", "imageops.js", "style.css")
 # onnxruntime-web's WASM-only build (SIMD; threaded where the page is cross-origin isolated): the
-# JS entry point and the runtime it loads. The WebGPU build's runtime alone is 28 MB.
+# JS entry point and the runtime it loads.
 RUNTIME_PACKAGE = WEB_DIR / "node_modules" / "onnxruntime-web"
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 # With --webgpu, also the WebGPU build (its runtime alone is 27 MB; on a CPU it is slower than
@@ -50,7 +50,7 @@ def web_config(
     """What the page's pipeline needs to reproduce `Predictor`'s, read from the package."""
     from . import retinaface
     from .align import FER_FRAMING, crop_aligned
-    from .faces import TILE_OVERLAP, WORK_SIZE, RetinaFaceDetector
+    from .faces import MIN_BOX, TILE_OVERLAP, WORK_SIZE, RetinaFaceDetector
     from .labels import EMOTIONS
     from .preprocess import IMAGE_SIZE, MEAN, STD
     from .tracking import FaceTracker
@@ -83,7 +83,7 @@ def web_config(
             "nms": inspect.signature(retinaface.RetinaFace.__init__).parameters["nms_threshold"].default,
             **{k: detector[k].default for k in ("detect_size", "full_size", "score", "hint", "tiled")},
             "tilts": list(detector["tilts"].default),
-            "min_box": 4,  # RetinaFaceDetector._pass drops smaller boxes
+            "min_box": MIN_BOX,
             "tile_overlap": TILE_OVERLAP,
         },
         "tracking": {
@@ -111,8 +111,9 @@ def _runtime_files(webgpu: bool = False) -> list[Path]:
     return [dist / f for f in names]
 
 
-def _model_entry(source: str | os.PathLike, out: Path) -> dict:
-    """Export one classifier (parity-checked against torch) into `out`/models; its metadata."""
+def _model_entry(source: str | os.PathLike, out: Path, calibration) -> dict:
+    """Export one classifier (parity-checked against torch) into `out`/models, and its int8 copy
+    for the live view calibrated on `calibration` (`calibration_faces()`); its metadata."""
     from .models import load_model
     from .onnx_model import export_onnx
 
@@ -121,24 +122,23 @@ def _model_entry(source: str | os.PathLike, out: Path) -> dict:
     except (FileNotFoundError, OSError, ValueError) as e:
         raise InputError(f"--models {source}: {e}") from None
     name = getattr(model, "ARCHITECTURE", type(model).__name__)
-    path = out / "models" / f"{name}.onnx"
-    export_onnx(model, path)
-    live = out / "models" / f"{name}.int8.onnx"
-    quantize_for_live(path, live)
-    store_exact_float16(path)
+    file, live_file = f"models/{name}.onnx", f"models/{name}.int8.onnx"
+    export_onnx(model, out / file)
+    quantize_for_live(out / file, out / live_file, calibration)
+    store_exact_float16(out / file)
     config = Path(source) / "config.json"  # a local folder's Hub metadata names its dataset
     datasets = json.loads(config.read_text()).get("datasets", []) if config.is_file() else []
     return {
         "name": name,
         "title": type(model).__name__,
-        "file": f"models/{name}.onnx",
+        "file": file,
         "labels": list(model.labels),
         "temperature": float(model.temperature),
         "uncertain_below": float(model.uncertain_below),
         "tta": bool(model.tta),
         "datasets": list(datasets),
         # the live view's classifier: the int8 export, one pass a frame (the tracker averages frames)
-        "live": {"file": f"models/{name}.int8.onnx", "tta": False},
+        "live": {"file": live_file, "tta": False},
     }
 
 
@@ -219,13 +219,15 @@ def calibration_faces(count: int = 512, seed: int = 0):
     return out
 
 
-def quantize_for_live(float_onnx: str | os.PathLike, out: str | os.PathLike) -> None:
+def quantize_for_live(float_onnx: str | os.PathLike, out: str | os.PathLike, faces) -> None:
     """An int8 copy of a classifier export for the live view (weights per channel, activations
-    per tensor, calibrated on `calibration_faces`): a quarter of the bytes and about twice the
-    speed in the browser's WASM; its probabilities differ a little from the float model's."""
-    from onnxruntime.quantization import CalibrationDataReader
+    per tensor, calibrated on `faces`, normalized (N, 1, 48, 48) float32 such as
+    `calibration_faces()`): a quarter of the bytes and about twice the speed in the browser's
+    WASM; its probabilities differ a little from the float model's."""
+    import logging
 
-    faces = calibration_faces()
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Faces(CalibrationDataReader):
         def __init__(self) -> None:
@@ -234,32 +236,24 @@ def quantize_for_live(float_onnx: str | os.PathLike, out: str | os.PathLike) -> 
         def get_next(self):
             return next(self.batches, None)
 
-    import logging
-
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs a warning per BatchNorm it folds away
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            _quantize(float_onnx, out, Faces(), Path(tmp) / "prepared.onnx")
+            prepared = Path(tmp) / "prepared.onnx"
+            quant_pre_process(str(float_onnx), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(out),
+                Faces(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+            )
     finally:
         root.setLevel(level)
-
-
-def _quantize(float_onnx, out, reader, prepared: Path) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    quant_pre_process(str(float_onnx), str(prepared))
-    quantize_static(
-        str(prepared),
-        str(out),
-        reader,
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
 
 
 def export_web(
@@ -298,7 +292,8 @@ def export_web(
             shutil.copy2(f, staged / "ort" / f.name)
         (staged / "models").mkdir()
         shutil.copy2(WEIGHTS, staged / DETECTOR_FILE)
-        entries = [_model_entry(m, staged) for m in models]
+        calibration = calibration_faces()  # once for all the models
+        entries = [_model_entry(m, staged, calibration) for m in models]
         names = [e["name"] for e in entries]
         if len(set(names)) != len(names):
             raise InputError(

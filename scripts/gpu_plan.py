@@ -52,42 +52,22 @@ SHIPPED = [
 ]
 # the shipped runs' length; two CPU threads each for the final scoring (8 runs share 16 cores)
 GPU = ["--epochs", "60", "--threads", "2", "--device", "cuda"]
+# the rehearsal's: 256 images on one CPU thread, no compile to wait for
+TINY_CPU = ["--limit", "256", "--device", "cpu", "--threads", "1", "--no-compile"]
 PLANS: dict[str, list[tuple[str, list[str]]]] = {
     # a few minutes on the CPU (--budget-s 120): proves the unpacking, the workers, the distillation
     # teacher, the deadline (m2-tiny is stopped by it and still reports its best epoch) and the bundle
     "rehearsal": [
-        (
-            "m2-tiny",
-            [
-                "--model",
-                "cnn-model2",
-                *SHIPPED,
-                "--epochs",
-                "50",
-                "--limit",
-                "256",
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--no-compile",
-            ],
-        ),  # fmt: skip
+        ("m2-tiny", ["--model", "cnn-model2", *SHIPPED, *TINY_CPU, "--epochs", "50"]),
         (
             "custom-tiny-distill",
             [
                 "--model",
                 "custom-cnn",
                 *SHIPPED,
+                *TINY_CPU,
                 "--epochs",
                 "1",
-                "--limit",
-                "256",
-                "--device",
-                "cpu",
-                "--threads",
-                "1",
-                "--no-compile",
                 "--teacher",
                 "space/checkpoints/cnn-model2",
             ],

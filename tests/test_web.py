@@ -8,13 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +18,9 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the browser benchmark's static server and fake camera
+from bench_web import serve  # noqa: E402
+
 NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RUNTIME = ROOT / "web" / "node_modules" / "onnxruntime-web" / "dist"
@@ -229,33 +228,10 @@ def in_browser(test):
     return test
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # the test output stays readable
-        pass
-
-
-class _Isolated(_Quiet):
-    """A static host sending the COOP/COEP headers the bundle's Space card asks for."""
-
-    def end_headers(self):
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-
-def _serve(bundle, handler):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadingHTTPServer(("127.0.0.1", port), partial(handler, directory=str(bundle)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def site(bundle):
     """The bundle served as `python -m http.server` serves it: a plain static host."""
-    server, url = _serve(bundle, _Quiet)
+    server, url = serve(bundle)
     yield url
     server.shutdown()
 
@@ -347,7 +323,6 @@ def test_browser_gives_pythons_faces_boxes_and_probabilities(model, site, tmp_pa
 
 @in_browser
 def test_live_camera_boxes_the_face_and_reports_its_rate(site, tmp_path, report):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_live_browser import write_camera_clip
     from playwright.sync_api import sync_playwright
 
@@ -405,7 +380,7 @@ def test_an_isolated_host_gives_the_page_wasm_threads_and_the_same_answers(bundl
     isolated, onnxruntime-web runs two threads, and the answers do not change."""
     from playwright.sync_api import sync_playwright
 
-    server, isolated = _serve(bundle, _Isolated)
+    server, isolated = serve(bundle, isolated=True)
     photo = base64.b64encode((ROOT / "space" / "examples" / "astronaut.jpg").read_bytes()).decode()
     answers = []
     try:
@@ -446,7 +421,7 @@ def test_a_webgpu_bundle_runs_on_the_gpu_the_browser_offers_and_gives_pythons_an
 
     bundle = tmp_path / "bundle"
     export_web(bundle, [ROOT / "space" / "checkpoints" / "custom-cnn"], webgpu=True)
-    server, url = _serve(bundle, _Quiet)
+    server, url = serve(bundle)
     photo = ROOT / "space" / "examples" / "astronaut.jpg"
     want = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / "custom-cnn")(str(photo))
     b64 = base64.b64encode(photo.read_bytes()).decode()

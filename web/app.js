@@ -96,19 +96,22 @@ async function init() {
 // ---------------------------------------------------------------------------------------------
 // images in: <img>, <canvas>, <video>, ImageBitmap, ImageData, Blob/File, or a URL
 
+// A file's pixels, turned upright by its EXIF orientation as Python's load_image turns them.
+async function decodeImage(blob, name = "this file") {
+  try {
+    return await createImageBitmap(blob, { imageOrientation: "from-image" });
+  } catch {
+    throw new Error(`cannot read ${name} as an image (not a JPEG, PNG, WebP, GIF or BMP the browser can decode)`);
+  }
+}
+
 async function toRGB(source) {
   if (typeof source === "string" || source instanceof URL) {
     const res = await fetch(source);
     if (!res.ok) throw new Error(`could not fetch ${source}: HTTP ${res.status}`);
     source = await res.blob();
   }
-  if (source instanceof Blob) {
-    try {
-      source = await createImageBitmap(source, { imageOrientation: "from-image" });
-    } catch {
-      throw new Error("cannot read this file as an image (not a JPEG, PNG, WebP, GIF or BMP the browser can decode)");
-    }
-  }
+  if (source instanceof Blob) source = await decodeImage(source);
   if (source instanceof ImageData) return fromRGBA(source);
   const w = source.naturalWidth || source.videoWidth || source.width;
   const h = source.naturalHeight || source.videoHeight || source.height;
@@ -188,9 +191,7 @@ async function showPhoto(file) {
   const url = URL.createObjectURL(file);
   $("photo-error").textContent = "";
   try {
-    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" }).catch(() => {
-      throw new Error(`cannot read ${file.name} as an image (not a JPEG, PNG, WebP, GIF or BMP the browser can decode)`);
-    });
+    const bitmap = await decodeImage(file, file.name);
     const result = await analyzeImage(bitmap);
     img.src = url;
     await img.decode();
