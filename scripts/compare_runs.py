@@ -55,8 +55,10 @@ def main() -> None:
     for folder in args.folders:
         model = load_model(folder)
         order = [list(model.labels).index(e) for e in EMOTIONS]  # by name, never by position
-        plain = predict_logits(model, x)[:, order].softmax(-1)
-        flip = (plain + predict_logits(model, x.flip(-1))[:, order].softmax(-1)) / 2
+        logits = predict_logits(model, x)[:, order]
+        plain = logits.softmax(-1)
+        # flip TTA as the Predictor scores it: the mean of the two passes' logits
+        flip = ((logits + predict_logits(model, x.flip(-1))[:, order]) / 2).softmax(-1)
         probs_plain.append(plain)
         probs_flip.append(flip)
         print(row(folder, plain, flip, y), flush=True)

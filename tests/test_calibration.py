@@ -95,6 +95,9 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     config.pop("temperature"), config.pop("uncertain_below"), config.pop("tta")
     (old / "config.json").write_text(json.dumps(config))
     (old / "reliability_test.png").unlink()
+    stale = json.loads((old / "metrics.json").read_text())
+    stale["test"]["accuracy_tta"] = -1.0  # as measured by some older scoring code
+    (old / "metrics.json").write_text(json.dumps(stale))
     assert load_model(old).temperature == 1.0
     report = calibrate_folder(old, load_fer2013(str(tiny_fer), log=lambda *_: None), log=lambda *_: None)
     model = load_model(old)
@@ -112,6 +115,11 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     assert torch.equal(chosen_logits, scored_logits(model, data.x_val, chosen))
     refit = calibration_report(chosen_logits, data.y_val, None, None)
     assert model.temperature == pytest.approx(refit["temperature"], rel=1e-6)
+    # the flip-TTA figures are re-measured with the Predictor's scoring (the mean of the logits)
+    metrics = json.loads((old / "metrics.json").read_text())
+    for split, x, y in (("validation", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
+        flip = scored_logits(model, x, True).argmax(-1)
+        assert metrics[split]["accuracy_tta"] == pytest.approx(float((flip == y).float().mean()))
 
 
 def test_predictor_applies_the_temperature_and_flags_uncertain_faces(tiny_checkpoints, tmp_path, astronaut):

@@ -118,11 +118,13 @@ def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EM
 def evaluate(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, progress: str | None = None, **kwargs
 ) -> dict:
-    """Metrics of `classification_metrics`, plus accuracy and macro-F1 with flip TTA."""
-    p = predict_proba(model, x, progress=progress, **kwargs)
-    # Same as tta=True, one pass fewer.
-    p_mirror = predict_proba(model, x.flip(-1), progress=progress and f"{progress} (mirrored)", **kwargs)
-    metrics = classification_metrics(y, p.argmax(-1))
-    tta = classification_metrics(y, (p + p_mirror).argmax(-1))
+    """Metrics of `classification_metrics`, plus accuracy and macro-F1 with flip TTA scored as
+    the Predictor scores it (the mean of the face's and its mirror image's logits), so the
+    figures are what users get."""
+    logits = predict_logits(model, x, progress=progress, **kwargs)
+    # Same as scored_logits(tta=True), one pass fewer.
+    mirror = predict_logits(model, x.flip(-1), progress=progress and f"{progress} (mirrored)", **kwargs)
+    metrics = classification_metrics(y, logits.argmax(-1))
+    tta = classification_metrics(y, (logits + mirror).argmax(-1))
     metrics["accuracy_tta"], metrics["macro_f1_tta"] = tta["accuracy"], tta["macro_f1"]
     return metrics

@@ -2,7 +2,8 @@
 
 `write_model_folder` writes a finished run (weights, config, model card, metrics, history,
 training arguments, figures) atomically; `calibrate_folder` refits an existing folder's
-temperature and "uncertain" threshold and rewrites what depends on them.
+temperature and "uncertain" threshold, re-measures its accuracy as the current code scores it,
+and rewrites what depends on them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
-from .evaluate import choose_tta, scored_logits
+from .evaluate import choose_tta, evaluate, scored_logits
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
 from .state import TEMP_PREFIX
 
@@ -66,19 +67,22 @@ def _write_model_files(result: RunResult, out: Path) -> None:
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
     (out / "history.json").write_text(json.dumps(result.history, indent=2))
     (out / "training_args.json").write_text(json.dumps(_portable(asdict(cfg)), indent=2))
-    title = f"{cfg.model} on FER-2013"
-    plot_history(result.history, out / "training_curves.png", title=title)
-    for split in ("validation", "test"):
-        if split in result.metrics:
-            plot_confusion_matrix(
-                result.metrics[split]["confusion_matrix"],
-                EMOTIONS,
-                out / f"confusion_matrix_{split}.png",
-                title=f"{title}: {split}",
-            )
+    plot_history(result.history, out / "training_curves.png", title=f"{cfg.model} on FER-2013")
+    _plot_confusion_matrices(result.metrics, cfg.model, out)
     if "test" in result.metrics.get("calibration", {}):
         plot_reliability(result.metrics["calibration"]["test"], out / "reliability_test.png")
     build_model_card(result.metrics, _portable(asdict(cfg)), type(result.model)).save(out / "README.md")
+
+
+def _plot_confusion_matrices(metrics: dict, architecture: str, out: Path) -> None:
+    for split in ("validation", "test"):
+        if split in metrics:
+            plot_confusion_matrix(
+                metrics[split]["confusion_matrix"],
+                EMOTIONS,
+                out / f"confusion_matrix_{split}.png",
+                title=f"{architecture} on FER-2013: {split}",
+            )
 
 
 def _replace_folder(out: Path, staged: Path) -> None:
@@ -121,6 +125,12 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     test_logits = None if data.x_test is None else scored_logits(model, data.x_test, tta)
     report = {**calibration_report(val_logits, data.y_val, test_logits, data.y_test), "tta": tta}
     write_calibration(folder, report)
+    # The accuracy figures follow the same scoring code, so a folder measured by an older
+    # version of it does not keep quoting figures its users no longer get.
+    splits = {"validation": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)}
+    measured = {s: evaluate(model, x, y) for s, (x, y) in splits.items() if x is not None}
+    _update_metrics(folder, measured)
+    _plot_confusion_matrices(measured, model.ARCHITECTURE, folder)
     if "test" in report:
         plot_reliability(report["test"], folder / "reliability_test.png")
     refresh_model_card(folder)
@@ -144,10 +154,14 @@ def write_calibration(folder: Path, report: dict) -> None:
     """Temperature and threshold into config.json (where `from_pretrained` reads them), and the
     whole report into metrics.json."""
     _update_config(folder, {k: report[k] for k in ("temperature", "uncertain_below", "tta") if k in report})
+    _update_metrics(folder, {"calibration": report})
+
+
+def _update_metrics(folder: Path, values: dict) -> None:
+    """Set `values` in `folder`/metrics.json, if the folder has one (a bare model folder has not)."""
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
-        metrics["calibration"] = report
+        metrics = {**json.loads(metrics_file.read_text()), **values}
         metrics_file.write_text(json.dumps(metrics, indent=2))
 
 
