@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 
 from .errors import FerHubError
+from .images import IMAGE_SUFFIXES, image_files
 from .labels import EMOTIONS
 from .results import PREDICT_COLUMNS, image_rows, write_rows
 
 __all__ = ["main", "IMAGE_SUFFIXES", "PREDICT_COLUMNS"]
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SHIPPED = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
 
 
@@ -53,21 +53,6 @@ def _predictor(model: str | None, tta: bool | None = None):
         return Predictor.from_pretrained(source, tta=tta)
     except FerHubError as e:
         raise UsageError(f"--model {source}: {e}") from None
-
-
-def _image_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files to analyse (folders searched recursively for image suffixes, in sorted order) and
-    (path, reason) for each argument that could not be used."""
-    files, problems = [], []
-    for arg in paths:
-        p = Path(arg)
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            files.append(p)  # named explicitly: try it whatever its suffix
-        else:
-            problems.append((arg, "no such file or folder"))
-    return files, problems
 
 
 def _check_output(path: str | None, flag: str, suffixes: tuple[str, ...] = ()) -> None:
@@ -117,13 +102,15 @@ def cmd_predict(args) -> int:
 
     _check_output(args.csv, "--csv")
     _check_output(args.json, "--json")
-    files, problems = _image_files(args.paths)
+    files, problems = image_files(args.paths)
     if not files and problems:  # nothing to analyse: say why before loading a model
         raise UsageError("; ".join(f"{path}: {reason}" for path, reason in problems))
     if not files:
         raise UsageError(
             f"no images found in {' '.join(args.paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
+    if args.engine == "ray":
+        return _predict_on_ray(args, files, problems)
     predictor = _predictor(args.model, args.tta)
     rows: list[dict] = []
     n_images = n_faces = 0
@@ -142,6 +129,10 @@ def cmd_predict(args) -> int:
             rows += image_rows(str(f), result)
         bar.update(min(args.batch, len(files) - start))
     bar.close()
+    return _report_predictions(args, rows, problems, n_images, n_faces)
+
+
+def _report_predictions(args, rows: list[dict], problems: list, n_images: int, n_faces: int) -> int:
     if n_images:  # a header alone would pass for an answer
         write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
     for path, reason in problems:
@@ -155,6 +146,40 @@ def cmd_predict(args) -> int:
     return 0 if n_images else 2
 
 
+def _predict_on_ray(args, files: list[Path], problems: list) -> int:
+    """`predict --engine ray`: the same rows, from `fer_hub.distributed`. Rows land in a parts
+    folder beside the output while Ray works, so an interrupted run started again skips the
+    images already done; the folder goes once the output is written."""
+    import shutil
+    import tempfile
+
+    from .distributed import connect, predict_rows, require_ray
+
+    require_ray()  # before anything else: say what to install
+    model = args.model or _default_model()
+    _predictor(model, args.tta)  # a bad --model is reported here, in one line, not by a worker
+    out = args.csv or args.json
+    parts = (
+        Path(out).with_name(f".{Path(out).name}.parts") if out else Path(tempfile.mkdtemp(prefix="fer_hub_"))
+    )
+    connect(args.address)
+    rows, skipped = predict_rows(
+        files,
+        parts,
+        model=model,
+        tta=args.tta,
+        detect=not args.crops,
+        workers=args.workers,
+        batch_size=args.batch,
+    )
+    problems += skipped
+    code = _report_predictions(
+        args, rows, problems, len({r["file"] for r in rows}), sum(r["face"] != "" for r in rows)
+    )
+    shutil.rmtree(parts, ignore_errors=True)
+    return code
+
+
 def cmd_video(args) -> int:
     from .video import STILL_IMAGE, VIDEO_COLUMNS, VideoError, analyze_video, probe, track_summary
 
@@ -162,10 +187,27 @@ def cmd_video(args) -> int:
     _check_output(args.annotate, "--annotate", (".mp4", ".mov", ".mkv"))  # containers for H.264
     if args.plot:
         _check_output(args.plot, "--plot", _plot_suffixes())
+    if args.engine == "ray":
+        from .distributed import require_ray
+
+        require_ray()
+        if args.annotate:
+            raise UsageError("--annotate writes the video in one process: leave out --engine ray for it")
     try:
         info = probe(args.video)  # before loading a model: a bad file is found at once
         predictor = _predictor(args.model)
-        rows = analyze_video(args.video, predictor, every=args.every, annotate_to=args.annotate)
+        if args.engine == "ray":
+            from .distributed import connect, video_rows
+
+            connect(args.address)
+            rows = video_rows(
+                args.video,
+                model=args.model or _default_model(),
+                segment_seconds=args.segment_seconds,
+                every=args.every,
+            )
+        else:
+            rows = analyze_video(args.video, predictor, every=args.every, annotate_to=args.annotate)
     except VideoError as e:
         hint = f"; use `fer-hub predict {args.video}`" if e.reason == STILL_IMAGE else ""
         raise UsageError(f"{e}{hint}") from None
@@ -266,7 +308,31 @@ def _at_least_1(text: str) -> int:
     return value
 
 
+def _engine_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help='local: this process (default); ray: a Ray cluster, same rows (pip install "fer-hub[ray]")',
+    )
+    s.add_argument(
+        "--address",
+        help="with --engine ray: the cluster to join (default: RAY_ADDRESS, else a local Ray on this machine)",
+    )
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .distributed import SEGMENT_SECONDS
     from .training.data import DEFAULT_DATASET
 
     p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
@@ -294,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the images are face crops (e.g. FER-2013's): classify each whole, without face detection",
     )
     s.add_argument("--batch", type=_at_least_1, default=32, help="images per forward pass (default: 32)")
+    _engine_arguments(s)
+    s.add_argument(
+        "--workers",
+        type=_at_least_1,
+        help="with --engine ray: actors, one Predictor each (default: one per CPU)",
+    )
     s.set_defaults(fn=cmd_predict)
 
     s = sub.add_parser("video", help="tracked faces and smoothed expressions over a video")
@@ -305,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", metavar="OUT.png", help="each face's probabilities over time")
     s.add_argument("--annotate", metavar="OUT.mp4", help="write the video with boxes and labels")
     s.add_argument("--model", help=model_help)
+    _engine_arguments(s)
+    s.add_argument(
+        "--segment-seconds",
+        type=_positive_seconds,
+        default=SEGMENT_SECONDS,
+        metavar="S",
+        help="with --engine ray: seconds of video per task, cut at keyframes (default: %(default)s)",
+    )
     s.set_defaults(fn=cmd_video)
 
     s = sub.add_parser("export", help="export a model to ONNX and check it against torch")

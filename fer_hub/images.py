@@ -16,7 +16,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
-__all__ = ["ImageError", "MAX_PIXELS", "load_image", "check_size"]
+__all__ = ["ImageError", "MAX_PIXELS", "IMAGE_SUFFIXES", "load_image", "check_size", "image_files"]
+
+# What a folder search takes for an image (a file named explicitly is tried whatever its suffix).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 # The largest image decoded by default: 10,000 x 10,000 photos (100 MP) and a bit more, still
 # refusing the absurd (a PNG of a few kilobytes can claim gigapixels). PIL only warns up to twice
@@ -142,3 +145,18 @@ def _array_to_image(a: np.ndarray) -> Image.Image:
         else:
             return Image.fromarray(np.ascontiguousarray(a), "RGBA" if a.shape[-1] == 4 else "RGB")
     return Image.fromarray(np.ascontiguousarray(a), "L")
+
+
+def image_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to analyse (folders searched recursively for IMAGE_SUFFIXES, in sorted order) and
+    (path, reason) for each argument that could not be used."""
+    files, problems = [], []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)  # named explicitly: try it whatever its suffix
+        else:
+            problems.append((arg, "no such file or folder"))
+    return files, problems

@@ -52,8 +52,10 @@ class Predictor:
         name: str | None = None,
         device: str | torch.device = "cpu",
         backend: str = "auto",
+        threads: int | None = None,
     ) -> None:
-        """`backend`: what runs the classifier. "onnx" exports the model to onnxruntime on the
+        """`threads` caps the threads onnxruntime's detector and classifier each use (default:
+        theirs), for one Predictor among several on a machine. `backend`: what runs the classifier. "onnx" exports the model to onnxruntime on the
         spot (parity-checked, then cached on disk per model), faster than torch on a CPU for one
         crop and for batches (`benchmarks/bench_predict.py` measures both); explanation maps still
         use the torch model. "torch" keeps PyTorch. "auto" (default) is "onnx" on the CPU and
@@ -74,7 +76,7 @@ class Predictor:
             from .onnx_model import OnnxClassifier
 
             try:
-                self.model = OnnxClassifier.from_torch(self.torch_model.cpu())
+                self.model = OnnxClassifier.from_torch(self.torch_model.cpu(), threads=threads)
             except Exception as e:  # noqa: BLE001 - any export failure leaves torch, which works
                 if backend == "onnx":
                     raise
@@ -82,7 +84,14 @@ class Predictor:
                 self.backend = "torch"
         _check_answers(self.model, self.device, getattr(self.model, "path", None) or self.name)
         # A detector, or its name ("retinaface", the default, or "haar").
-        self.detector = FaceDetector(detector or "retinaface") if not callable(detector) else detector
+        if callable(detector):
+            self.detector = detector
+        else:
+            kind = detector or "retinaface"
+            options = (
+                {"threads": threads} if threads and kind == "retinaface" else {}
+            )  # OpenCV's Haar: its own
+            self.detector = FaceDetector(kind, **options)
         # None: the model's own default scoring (its config's `tta`, chosen on validation, with
         # the temperature and threshold fitted for it)
         self.tta = bool(getattr(model, "tta", False)) if tta is None else tta
@@ -107,6 +116,7 @@ class Predictor:
         detector: Detector | str | None = None,
         device: str = "cpu",
         backend: str = "auto",
+        threads: int | None = None,
         **hub_kwargs,
     ) -> Predictor:
         """Load a model folder written by train_hub.py, a Hub repo id, or an `.onnx` file
@@ -114,10 +124,10 @@ class Predictor:
         if str(path_or_repo_id).endswith(".onnx"):
             from .onnx_model import OnnxClassifier
 
-            model = OnnxClassifier(path_or_repo_id)
+            model = OnnxClassifier(path_or_repo_id, threads=threads)
         else:
             model = load_model(path_or_repo_id, **hub_kwargs)
-        return cls(model, detector=detector, tta=tta, device=device, backend=backend)
+        return cls(model, detector=detector, tta=tta, device=device, backend=backend, threads=threads)
 
     def __call__(
         self,

@@ -12,7 +12,9 @@ between analysed frames).
 
 from __future__ import annotations
 
+import bisect
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,11 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "VideoRows",
+    "Segment",
     "probe",
+    "keyframe_segments",
+    "detect_segment",
+    "tracked_rows",
     "analyze_video",
     "track_summary",
 ]
@@ -136,11 +142,11 @@ def probe(path: str | os.PathLike, *, max_pixels: int | None = None) -> VideoInf
 
 
 def _frames(
-    path, work_size: int | None = None, max_pixels: int | None = None
+    path, work_size: int | None = None, max_pixels: int | None = None, segment: Segment | None = None
 ) -> Iterator[tuple[int, float, np.ndarray, float]]:
-    """(index, time in seconds, RGB uint8 array, scale) for every frame, in order; a frame whose
-    longer side exceeds `work_size` is scaled down by FFmpeg as it leaves the decoder (scale < 1),
-    so no full-size RGB copy of it is ever made."""
+    """(index, time in seconds, RGB uint8 array, scale) for every frame, in order, or for the
+    frames of one `segment` only; a frame whose longer side exceeds `work_size` is scaled down
+    by FFmpeg as it leaves the decoder (scale < 1), so no full-size RGB copy of it is ever made."""
     import av
 
     with _open(path, max_pixels) as container:
@@ -149,9 +155,18 @@ def _frames(
         # included, per thread, which multiplied the memory of a large clip (benchmarks/bench_load.py).
         stream.thread_type = "SLICE"
         fps = float(stream.average_rate or 25)
+        frames = enumerate(container.decode(stream))
+        if segment is not None and segment.first:
+            container.seek(segment.seek_pts, stream=stream, backward=True, any_frame=False)
+            # after a seek the decoder's count restarts: a frame's index is its timestamp's rank
+            frames = ((bisect.bisect_left(segment.pts, f.pts), f) for f in container.decode(stream))
         i = -1  # the last frame decoded: none when the first one fails
         try:
-            for i, frame in enumerate(container.decode(stream)):
+            for i, frame in frames:
+                if segment is not None and i < segment.first:
+                    continue  # decoded from the keyframe before the segment's start
+                if segment is not None and i >= segment.end:
+                    break
                 if max_pixels and frame.width * frame.height > max_pixels:  # a size change mid-stream
                     raise VideoError(_too_large(frame.width, frame.height, max_pixels), path)
                 t = float(frame.time) if frame.time is not None else i / fps
@@ -164,6 +179,42 @@ def _frames(
                     yield i, t, frame.to_ndarray(format="rgb24"), 1.0
         except av.error.FFmpegError:
             raise VideoError(f"decoding failed after {i + 1} frame{'' if i == 0 else 's'}", path) from None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames `first` to `end` (exclusive, in presentation order) of a clip, starting at a
+    keyframe, so a worker can decode them alone: it seeks to `seek_pts`, the timestamp of frame
+    `first`; `pts` is every frame's timestamp, in order, which turns a decoded frame's
+    timestamp back into its index in the whole clip."""
+
+    first: int
+    end: int
+    seek_pts: int
+    pts: tuple[int, ...]
+
+
+def keyframe_segments(
+    path: str | os.PathLike, seconds: float, *, max_pixels: int | None = None
+) -> list[Segment]:
+    """The clip cut into segments of about `seconds` each, every one starting at a keyframe (the
+    first keyframe at or after each multiple of `seconds` past the previous cut), found by
+    reading the container's packets, without decoding. A stream that carries no timestamps
+    (a raw H.264 file) cannot be cut: one segment."""
+    with _open(path, max_pixels) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    if not packets or any(pts is None for pts, _ in packets):
+        return [Segment(0, sys.maxsize, 0, ())]
+    pts = tuple(sorted(pts for pts, _ in packets))
+    tb = float(stream.time_base)
+    cuts, last = [0], pts[0]
+    for p in sorted(p for p, key in packets if key):
+        if (p - last) * tb >= seconds:
+            cuts.append(bisect.bisect_left(pts, p))
+            last = p
+    ends = cuts[1:] + [len(pts)]
+    return [Segment(a, b, pts[a], pts) for a, b in zip(cuts, ends)]
 
 
 class _Writer:
@@ -337,6 +388,52 @@ class _Batch:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class _Detections(_Batch):
+    """A `_Batch` that keeps each analysed frame's raw detections instead of tracking them."""
+
+    def __init__(self, predictor) -> None:
+        super().__init__(predictor, FaceTracker(), None, 0.0)
+        self.found: list[tuple[int, float, list, np.ndarray, float]] = []
+
+    def _record(self, index: int, t: float, boxes: list, raw: np.ndarray, scale: float) -> None:
+        self.found.append((index, t, boxes, raw, scale))
+
+
+def detect_segment(
+    path: str | os.PathLike,
+    predictor,
+    segment: Segment,
+    *,
+    every: int = 1,
+    chunk: int = 16,
+    work_size: int | None = WORK_SIZE,
+) -> tuple[list[tuple[int, float, list, np.ndarray, float]], int]:
+    """The first half of `analyze_video` for one segment, run where the segment is decoded:
+    (index, time, boxes, raw probabilities, scale) per analysed frame, in order, and the number
+    of frames decoded. `tracked_rows` does the second half over all segments, in order."""
+    batch = _Detections(predictor)
+    for index, t, frame, scale in _frames(path, work_size, None, segment):
+        batch.add(index, t, frame, scale, analyse=index % every == 0)
+        if batch.analysed >= chunk:
+            batch.flush()
+    batch.flush()
+    return batch.found, batch.rows.decoded
+
+
+def tracked_rows(
+    detections: list[tuple[int, float, list, np.ndarray, float]], name: str, uncertain_below: float
+) -> VideoRows:
+    """`analyze_video`'s rows from the raw detections of all of a clip's analysed frames, in
+    order: the same tracker, the same smoothing, so they are the rows one process gives."""
+    from types import SimpleNamespace
+
+    batch = _Batch(SimpleNamespace(name=name, uncertain_below=uncertain_below), FaceTracker(), None, 0.0)
+    for found in detections:
+        batch._record(*found)
+    batch.rows.analysed = len(detections)
+    return batch.rows
 
 
 def track_summary(rows: list[dict]) -> list[dict]:

@@ -151,10 +151,12 @@ def write_clip(
     size: tuple[int, int] = (640, 480),
     face: bool = True,
     container: str | None = None,
+    keyframe_every: int | None = None,
 ) -> Path:
     """An H.264 clip of the astronaut sliding right across a gray frame (`face=False`: gray
     only, which encodes fast at any size). `container="h264"` writes a raw stream, which states
-    neither its frame count nor its duration."""
+    neither its frame count nor its duration. `keyframe_every` N frames (default: x264's 250),
+    with B-frames, so frames are stored out of presentation order."""
     import av
 
     w, h = size
@@ -163,6 +165,9 @@ def write_clip(
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if keyframe_every:
+            stream.codec_context.gop_size = keyframe_every
+            stream.options = {"bf": "2"}
         for i in range(frames):
             frame = np.full((h, w, 3), 90, np.uint8)
             if face:
