@@ -2,13 +2,14 @@
 side by side in one run, and what starting Ray costs.
 
     python benchmarks/bench_scale.py [--photos 960] [--clips 2] [--seconds 30] [--model FOLDER]
+    python benchmarks/bench_scale.py --seconds 120 --segments 4,10,30,60,120   # --segment-seconds
 
 The inputs are generated here: 640x480 JPEG photos with one face (the astronaut's head at a
 different place in each) and H.264 clips of 640x480 at 25 fps with a keyframe every 2 s, the
 head drifting across. Each engine runs what its command runs, end to end, model loading
 included: `fer-hub predict FOLDER --csv` and `fer-hub video CLIP --csv` for the single process;
 `fer_hub.distributed.predict_rows` (what `--engine ray` runs) and
-`fer_hub.distributed.analyze_videos` (all clips at once, `--segment-seconds 4`) on a local Ray
+`fer_hub.distributed.analyze_videos` (all clips at once, `segment_seconds=4`) on a local Ray
 started with as many CPUs as workers. "Ray start" is `ray.init` of that local Ray; "first job"
 is a one-photo job on it, which pays for starting the actor and loading the model.
 Stop any training run first: it shares the cores.
@@ -76,6 +77,28 @@ def timed(fn, *args, **kwargs) -> float:
     return time.perf_counter() - t0
 
 
+def segment_sweep(args, choices: list[float]) -> None:
+    """What `--segment-seconds` costs: shorter segments spread a clip over more workers, and
+    each pays for loading the model and seeking to its keyframe."""
+    from fer_hub import distributed
+
+    tmp = Path(tempfile.mkdtemp(prefix="fer_hub_scale_"))
+    clip = make_clip(tmp / "clip.mp4", args.seconds)
+    frames = int(args.seconds * 25)
+    quietly(distributed.connect, num_cpus=2)
+    distributed.video_rows(clip, model=args.model, segment_seconds=args.seconds)  # warm: workers, ONNX cache
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; one {args.seconds:.0f} s clip, Ray, 2 workers"
+    )
+    print("\n| --segment-seconds | segments | video frames/s |\n|---|---|---|")
+    for seconds in choices:
+        from fer_hub.video import keyframe_segments
+
+        n = len(keyframe_segments(clip, seconds))
+        t = timed(distributed.video_rows, clip, model=args.model, segment_seconds=seconds)
+        print(f"| {seconds:g} | {n} | {frames / t:.1f} |")
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +106,14 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=2)
     p.add_argument("--seconds", type=float, default=30.0, help="length of each clip")
     p.add_argument("--model", default=str(ROOT / "space" / "checkpoints" / "cnn-model2"))
+    p.add_argument(
+        "--segments",
+        metavar="S,S,...",
+        help="instead: video frames/s of one clip of --seconds on Ray with 2 workers, per --segment-seconds S",
+    )
     args = p.parse_args()
+    if args.segments:
+        return segment_sweep(args, [float(s) for s in args.segments.split(",")])
 
     import ray
 

@@ -163,15 +163,21 @@ def _predict_on_ray(args, files: list[Path], problems: list) -> int:
         Path(out).with_name(f".{Path(out).name}.parts") if out else Path(tempfile.mkdtemp(prefix="fer_hub_"))
     )
     connect(args.address)
-    rows, skipped = predict_rows(
-        files,
-        parts,
-        model=model,
-        tta=args.tta,
-        detect=not args.crops,
-        workers=args.workers,
-        batch_size=args.batch,
-    )
+    try:
+        rows, skipped = predict_rows(
+            files,
+            parts,
+            model=model,
+            tta=args.tta,
+            detect=not args.crops,
+            workers=args.workers,
+            gpus=args.gpus or 0,
+            batch_size=args.batch,
+        )
+    except FerHubError:
+        if parts.is_dir() and not any(parts.iterdir()):  # refused before any work: nothing to resume
+            parts.rmdir()
+        raise
     problems += skipped
     code = _report_predictions(
         args, rows, problems, len({r["file"] for r in rows}), sum(r["face"] != "" for r in rows)
@@ -365,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_at_least_1,
         help="with --engine ray: actors, one Predictor each (default: one per CPU)",
+    )
+    s.add_argument(
+        "--gpus",
+        type=_at_least_1,
+        help="with --engine ray: that many actors instead, each on a GPU of its own",
     )
     s.set_defaults(fn=cmd_predict)
 

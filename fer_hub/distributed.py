@@ -183,6 +183,9 @@ def predict_images(
     if not files:
         raise InputError("no image files to analyse")
     if gpus:
+        have = int(ray.cluster_resources().get("GPU", 0))
+        if gpus > have:  # Ray would wait for them for ever
+            raise InputError(f"{gpus} GPU worker(s) asked for, and the Ray cluster has {have} GPU(s)")
         workers, resources = gpus, {"num_gpus": 1, "num_cpus": cpus_per_worker}
     else:
         available = int(ray.cluster_resources().get("CPU", 1))
@@ -266,7 +269,8 @@ def predict_rows(
 # videos
 
 # Seconds of video per Ray task when not told: long enough that a task's start (loading the
-# model, seeking to its keyframe) is small beside its work, short enough to spread one clip.
+# model, seeking to its keyframe) is small beside its work, short enough to spread one clip
+# (`benchmarks/bench_scale.py --segments` measures the choice).
 SEGMENT_SECONDS = 60.0
 
 

@@ -204,10 +204,10 @@ def keyframe_segments(
     with _open(path, max_pixels) as container:
         stream = container.streams.video[0]
         packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+        tb = float(stream.time_base)  # read while open: a closed container's stream is gone
     if not packets or any(pts is None for pts, _ in packets):
         return [Segment(0, sys.maxsize, 0, ())]
     pts = tuple(sorted(pts for pts, _ in packets))
-    tb = float(stream.time_base)
     cuts, last = [0], pts[0]
     for p in sorted(p for p, key in packets if key):
         if (p - last) * tb >= seconds:

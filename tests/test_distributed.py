@@ -200,3 +200,14 @@ def test_analyze_videos_writes_a_csv_per_clip_and_a_restart_skips_finished_ones(
         rows = read_csv(written[str(clip)])
         assert_same_video_rows(analyze_video(clip, predictor, progress=False), rows)
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4.csv", "b.mp4.csv"]  # nothing half-written
+
+
+@pytest.mark.slow
+def test_asking_for_more_gpus_than_the_cluster_has_is_refused_not_waited_for(
+    local_ray, tiny_checkpoints, photos, tmp_path, capsys
+):
+    out = tmp_path / "out.csv"
+    argv = ["predict", str(photos), "--csv", str(out), "--model", str(tiny_checkpoints / "custom-cnn")]
+    assert main(argv + ["--engine", "ray", "--gpus", "1"]) == 2
+    assert "1 GPU worker(s) asked for, and the Ray cluster has 0 GPU(s)" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["photos"]  # no empty CSV, no parts folder
