@@ -102,15 +102,21 @@ class ModelSpec:
     def predictor(self, *, tta: bool | None, threads: int | None, device: str = "cpu"):
         from .predict import Predictor
 
-        source = self.source
-        if self.files:
-            folder = Path(tempfile.mkdtemp(prefix="fer_hub_model_"))
+        options = {
+            "tta": tta,
+            "threads": threads,
+            "device": device,
+            "backend": "torch" if device != "cpu" else "auto",
+        }
+        if not self.files:
+            return Predictor.from_pretrained(self.source, **options)
+        # The files only while loading: the Predictor holds the model in memory, and a worker
+        # builds one per video segment, which would otherwise leave a copy on disk for each.
+        with tempfile.TemporaryDirectory(prefix="fer_hub_model_") as tmp:
             for name, data in self.files:
-                (folder / name).write_bytes(data)
-            source = folder / self.files[0][0] if self.source.endswith(".onnx") else folder
-        return Predictor.from_pretrained(
-            source, tta=tta, threads=threads, device=device, backend="torch" if device != "cpu" else "auto"
-        )
+                (Path(tmp) / name).write_bytes(data)
+            source = Path(tmp) / self.files[0][0] if self.source.endswith(".onnx") else Path(tmp)
+            return Predictor.from_pretrained(source, **options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,10 +197,12 @@ def predict_images(
         available = int(ray.cluster_resources().get("CPU", 1))
         workers = workers or max(1, available // cpus_per_worker)
         resources = {"num_cpus": cpus_per_worker}
-    workers = min(workers, -(-len(files) // batch_size))  # no actor without a batch to run
-    ds = ray.data.from_items(
-        [{"file": f} for f in files], override_num_blocks=max(1, -(-len(files) // batch_size))
-    )
+    batches = -(-len(files) // batch_size)
+    workers = min(workers, batches)  # no actor without a batch to run
+    # A block is a Parquet part of `predict_rows`: up to 16 batches each (not one per batch, a
+    # million photos would leave 31,250 files), and at least two per worker to share the work.
+    blocks = min(batches, max(2 * workers, -(-batches // 16)))
+    ds = ray.data.from_items([{"file": f} for f in files], override_num_blocks=blocks)
     with warnings.catch_warnings():
         # Ray 2.60 takes max_restarts only as the remote argument it calls deprecated
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")

@@ -155,11 +155,11 @@ def _frames(
         # included, per thread, which multiplied the memory of a large clip (benchmarks/bench_load.py).
         stream.thread_type = "SLICE"
         fps = float(stream.average_rate or 25)
-        frames = enumerate(container.decode(stream))
         if segment is not None and segment.first:
-            container.seek(segment.seek_pts, stream=stream, backward=True, any_frame=False)
-            # after a seek the decoder's count restarts: a frame's index is its timestamp's rank
-            frames = ((bisect.bisect_left(segment.pts, f.pts), f) for f in container.decode(stream))
+            container.seek(segment.pts[0], stream=stream, backward=True, any_frame=False)
+            frames = ((segment.index(f.pts), f) for f in container.decode(stream))
+        else:
+            frames = enumerate(container.decode(stream))
         i = -1  # the last frame decoded: none when the first one fails
         try:
             for i, frame in frames:
@@ -184,14 +184,18 @@ def _frames(
 @dataclass(frozen=True)
 class Segment:
     """Frames `first` to `end` (exclusive, in presentation order) of a clip, starting at a
-    keyframe, so a worker can decode them alone: it seeks to `seek_pts`, the timestamp of frame
-    `first`; `pts` is every frame's timestamp, in order, which turns a decoded frame's
-    timestamp back into its index in the whole clip."""
+    keyframe, so a worker can decode them alone: `pts` holds those frames' timestamps, in
+    order; it seeks to the first, and a decoded frame's timestamp gives back its index in the
+    whole clip (the decoder's own count restarts at a seek)."""
 
     first: int
     end: int
-    seek_pts: int
     pts: tuple[int, ...]
+
+    def index(self, pts: int) -> int:
+        """The clip index of the frame with timestamp `pts`; first - 1 for a frame decoded from
+        before the segment."""
+        return self.first - 1 if pts < self.pts[0] else self.first + bisect.bisect_left(self.pts, pts)
 
 
 def keyframe_segments(
@@ -206,7 +210,7 @@ def keyframe_segments(
         packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
         tb = float(stream.time_base)  # read while open: a closed container's stream is gone
     if not packets or any(pts is None for pts, _ in packets):
-        return [Segment(0, sys.maxsize, 0, ())]
+        return [Segment(0, sys.maxsize, ())]
     pts = tuple(sorted(pts for pts, _ in packets))
     cuts, last = [0], pts[0]
     for p in sorted(p for p, key in packets if key):
@@ -214,7 +218,8 @@ def keyframe_segments(
             cuts.append(bisect.bisect_left(pts, p))
             last = p
     ends = cuts[1:] + [len(pts)]
-    return [Segment(a, b, pts[a], pts) for a, b in zip(cuts, ends)]
+    # each segment carries its own timestamps only: a task's arguments do not grow with the clip
+    return [Segment(a, b, pts[a:b]) for a, b in zip(cuts, ends)]
 
 
 class _Writer:
