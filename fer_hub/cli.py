@@ -1,6 +1,7 @@
 """`fer-hub`: facial-expression recognition from the shell.
 
     fer-hub predict photos/ --csv faces.csv              # folders (recursive) and files
+    fer-hub predict --dataset ORG/NAME --split test --crops --engine ray   # a Hub dataset, on Ray
     fer-hub video clip.mp4 --csv clip.csv --plot clip.png --annotate clip_boxed.mp4
     fer-hub export space/checkpoints/custom-cnn --onnx custom-cnn.onnx
     fer-hub calibrate space/checkpoints/custom-cnn --dataset ../shared/fer2013
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .errors import FerHubError
-from .images import IMAGE_SUFFIXES, image_files
+from .images import IMAGE_SUFFIXES
 from .labels import EMOTIONS
 from .results import PREDICT_COLUMNS, image_rows, write_rows
 
@@ -80,6 +81,26 @@ def _check_output(path: str | None, flag: str, suffixes: tuple[str, ...] = ()) -
         _CREATED.append(out)
 
 
+def _check_parquet_folder(path: str | None, *, resumable: bool) -> None:
+    """`--parquet DIR`: a folder of its own, made now; with Ray, one an interrupted run left."""
+    if not path:
+        return
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--parquet {path}: a file; give a folder for the Parquet parts")
+    if not resumable and folder.is_dir() and any(folder.glob("*.parquet")):
+        raise UsageError(f"--parquet {path}: already holds Parquet files; give a new or empty folder")
+    existed = folder.is_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--parquet {path}: cannot create it ({e.strerror})") from None
+    if not existed:
+        _CREATED.append(folder)
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--parquet {path}: not writable")
+
+
 # Output files this command created before its work; removed again if the command fails, so a
 # failed run leaves no empty file that looks like an answer.
 _CREATED: list[Path] = []
@@ -98,46 +119,66 @@ def _plot_suffixes() -> tuple[str, ...]:
 def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
-    from .images import ImageError, load_image
+    from .images import ImageError
+    from .sources import ImageReader, image_names
 
     _check_output(args.csv, "--csv")
     _check_output(args.json, "--json")
-    files, problems = image_files(args.paths)
-    if not files and problems:  # nothing to analyse: say why before loading a model
+    _check_parquet_folder(args.parquet, resumable=args.engine == "ray")
+    if not args.paths and not args.dataset:
+        raise UsageError("give image files, folders or Parquet files, or --dataset")
+    if args.split and not args.dataset:
+        raise UsageError("--split goes with --dataset")
+    try:
+        names, problems = image_names(
+            args.paths, dataset=args.dataset, split=args.split, column=args.image_column
+        )
+    except FerHubError as e:
+        raise UsageError(f"--dataset {e}") from None
+    if not names and problems:  # nothing to analyse: say why before loading a model
         raise UsageError("; ".join(f"{path}: {reason}" for path, reason in problems))
-    if not files:
+    if not names:
         raise UsageError(
-            f"no images found in {' '.join(args.paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"no images found in {' '.join(args.paths or [args.dataset])} "
+            f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))} and .parquet)"
         )
     if args.engine == "ray":
-        return _predict_on_ray(args, files, problems)
+        return _predict_on_ray(args, names, problems)
     predictor = _predictor(args.model, args.tta)
+    reader = ImageReader(args.image_column)
     rows: list[dict] = []
     n_images = n_faces = 0
-    bar = tqdm(total=len(files), desc="predicting", unit="image", disable=None, file=sys.stderr)
-    for start in range(0, len(files), args.batch):
+    bar = tqdm(total=len(names), desc="predicting", unit="image", disable=None, file=sys.stderr)
+    for start in range(0, len(names), args.batch):
         loaded = []
-        for f in files[start : start + args.batch]:
+        for name in names[start : start + args.batch]:
             try:
-                loaded.append((f, load_image(f, mode="RGB")))
+                loaded.append((name, reader.load(name)))
             except ImageError as e:
-                problems.append((str(f), e.reason))
+                problems.append((name, e.reason))
         n_images += len(loaded)
         results = predictor.batch([im for _, im in loaded], detect=not args.crops)
-        for (f, _), result in zip(loaded, results):
+        for (name, _), result in zip(loaded, results):
             n_faces += len(result["faces"])
-            rows += image_rows(str(f), result)
-        bar.update(min(args.batch, len(files) - start))
+            rows += image_rows(name, result)
+        bar.update(min(args.batch, len(names) - start))
     bar.close()
     return _report_predictions(args, rows, problems, n_images, n_faces)
 
 
 def _report_predictions(args, rows: list[dict], problems: list, n_images: int, n_faces: int) -> int:
     if n_images:  # a header alone would pass for an answer
-        write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
+        if args.parquet and args.engine != "ray":  # Ray's parts are in that folder already
+            import pyarrow.parquet as pq
+
+            from .results import parquet_table
+
+            pq.write_table(parquet_table(rows, problems), Path(args.parquet) / "part-00000.parquet")
+        elif not args.parquet:
+            write_rows(rows, PREDICT_COLUMNS, args.csv, args.json)
     for path, reason in problems:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    written = args.csv or args.json
+    written = args.csv or args.json or args.parquet
     outcome = "; nothing written" if not n_images else f"; wrote {written}" if written else ""
     print(
         f"{n_images} image(s), {n_faces} face(s) found, {len(problems)} unreadable (skipped){outcome}",
@@ -146,7 +187,7 @@ def _report_predictions(args, rows: list[dict], problems: list, n_images: int, n
     return 0 if n_images else 2
 
 
-def _predict_on_ray(args, files: list[Path], problems: list) -> int:
+def _predict_on_ray(args, names: list[str], problems: list) -> int:
     """`predict --engine ray`: the same rows, from `fer_hub.distributed`. Rows land in a parts
     folder beside the output while Ray works, so an interrupted run started again skips the
     images already done; the folder goes once the output is written."""
@@ -159,13 +200,16 @@ def _predict_on_ray(args, files: list[Path], problems: list) -> int:
     model = args.model or _default_model()
     _predictor(model, args.tta)  # a bad --model is reported here, in one line, not by a worker
     out = args.csv or args.json
-    parts = (
-        Path(out).with_name(f".{Path(out).name}.parts") if out else Path(tempfile.mkdtemp(prefix="fer_hub_"))
-    )
+    if args.parquet:  # the rows stay as Ray wrote them: one part per block of images
+        parts = Path(args.parquet)
+    elif out:
+        parts = Path(out).with_name(f".{Path(out).name}.parts")
+    else:
+        parts = Path(tempfile.mkdtemp(prefix="fer_hub_"))
     connect(args.address)
     try:
         rows, skipped = predict_rows(
-            files,
+            names,
             parts,
             model=model,
             tta=args.tta,
@@ -173,16 +217,18 @@ def _predict_on_ray(args, files: list[Path], problems: list) -> int:
             workers=args.workers,
             gpus=args.gpus or 0,
             batch_size=args.batch,
+            image_column=args.image_column,
         )
     except FerHubError:
-        if parts.is_dir() and not any(parts.iterdir()):  # refused before any work: nothing to resume
+        if parts.is_dir() and not any(parts.iterdir()) and not args.parquet:  # nothing to resume
             parts.rmdir()
         raise
     problems += skipped
     code = _report_predictions(
         args, rows, problems, len({r["file"] for r in rows}), sum(r["face"] != "" for r in rows)
     )
-    shutil.rmtree(parts, ignore_errors=True)
+    if not args.parquet:
+        shutil.rmtree(parts, ignore_errors=True)
     return code
 
 
@@ -337,22 +383,38 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .distributed import SEGMENT_SECONDS
-    from .training.data import DEFAULT_DATASET
-
-    p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_help = "model folder, Hub repo id or .onnx file (default: space/checkpoints/cnn-model2)"
-
+def _predict_parser(sub, model_help: str) -> None:
     s = sub.add_parser("predict", help="faces and expressions in images and folders of images")
-    s.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")
+    s.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="image files, folders (searched recursively), globs, and Parquet files with an image column",
+    )
+    s.add_argument(
+        "--dataset",
+        metavar="ID_OR_FOLDER",
+        help="also a dataset's images, through `datasets`: a Hub id ORG/NAME or a local folder laid out like one",
+    )
+    s.add_argument("--split", help="with --dataset: the split to read (needed when it has several)")
+    s.add_argument(
+        "--image-column",
+        metavar="NAME",
+        help="the image column of Parquet files (default: the one marked as images, else one named image)",
+    )
     s.add_argument("--model", help=model_help)
     out = s.add_mutually_exclusive_group()
     out.add_argument(
         "--csv", metavar="OUT", help="write one row per face to this CSV (default: CSV on stdout)"
     )
     out.add_argument("--json", metavar="OUT", help="write one object per face to this JSON file")
+    out.add_argument(
+        "--parquet",
+        metavar="DIR",
+        help="write the rows as Parquet parts into this folder, skipped images as rows with an "
+        '"error" (with --engine ray: as the workers write them, and a run started again skips the '
+        "images with rows there)",
+    )
     s.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -378,6 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --engine ray: that many actors instead, each on a GPU of its own",
     )
     s.set_defaults(fn=cmd_predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .distributed import SEGMENT_SECONDS
+    from .training.data import DEFAULT_DATASET
+
+    p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = "model folder, Hub repo id or .onnx file (default: space/checkpoints/cnn-model2)"
+
+    _predict_parser(sub, model_help)
 
     s = sub.add_parser("video", help="tracked faces and smoothed expressions over a video")
     s.add_argument("video", help="video file (mp4, webm, mov, mkv, avi, ...)")
@@ -453,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
             for out in _CREATED:
                 if out.is_file() and out.stat().st_size == 0:
                     out.unlink()
+                elif out.is_dir() and not any(out.iterdir()):  # --parquet's folder, still empty
+                    out.rmdir()
     return code
 
 

@@ -29,8 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FerHubError, InputError
-from .labels import EMOTIONS
-from .results import PREDICT_COLUMNS, image_rows
+from .results import image_rows, parquet_schema, parquet_table
 
 __all__ = [
     "RAY_MISSING",
@@ -122,54 +121,47 @@ class ModelSpec:
 # ---------------------------------------------------------------------------------------------
 # photos
 
-# PREDICT_COLUMNS, typed (the CSV's empty cells are nulls here), plus the reason a file was
-# skipped ("error", null for a row of a readable image).
-_INT = ("face", "x", "y", "w", "h")
-_BOOL = ("face_found", "uncertain")
-
-
-def _schema():
-    import pyarrow as pa
-
-    kinds = (
-        {c: pa.int64() for c in _INT} | {c: pa.bool_() for c in _BOOL} | {e: pa.float64() for e in EMOTIONS}
-    )
-    return pa.schema([(c, kinds.get(c, pa.string())) for c in PREDICT_COLUMNS] + [("error", pa.string())])
-
 
 class _PhotoWorker:
     """One Ray actor: one Predictor, loaded once, classifying batches of files."""
 
-    def __init__(self, spec: list, tta: bool | None, detect: bool, threads: int, device: str) -> None:
+    def __init__(
+        self, spec: list, tta: bool | None, detect: bool, threads: int, device: str, column: str | None
+    ) -> None:
         import ray
         import torch
+
+        from .sources import ImageReader
 
         torch.set_num_threads(threads)
         self.predictor = ray.get(spec[0]).predictor(tta=tta, threads=threads, device=device)
         self.detect = detect
+        self.reader = ImageReader(column)
 
     def __call__(self, batch: dict[str, np.ndarray]):
-        import pyarrow as pa
 
-        from .images import ImageError, load_image
+        from .images import ImageError
 
-        rows, loaded = [], []
-        for file in batch["file"]:
-            file = str(file)
+        problems, loaded = [], []
+        cells = batch.get("image", [None] * len(batch["file"]))  # images that came with the rows
+        for name, cell in zip(batch["file"], cells):
+            name = str(name)
             try:
-                loaded.append((file, load_image(file, mode="RGB")))
+                loaded.append((name, self.reader.load(name, cell)))
             except ImageError as e:  # reported and counted by the driver, as without Ray
-                rows.append({"file": file, "face_found": False, "error": e.reason})
+                problems.append((name, e.reason))
         results = self.predictor.batch([im for _, im in loaded], detect=self.detect) if loaded else []
-        for (file, _), result in zip(loaded, results):
-            rows += [{k: (None if v == "" else v) for k, v in r.items()} for r in image_rows(file, result)]
-        return pa.Table.from_pylist(rows, schema=_schema())
+        rows = [row for (name, _), result in zip(loaded, results) for row in image_rows(name, result)]
+        return parquet_table(rows, problems)
 
 
 def predict_images(
-    paths: Iterable[str | os.PathLike],
+    paths=(),
     *,
     model: str | os.PathLike,
+    dataset: str | None = None,
+    split: str | None = None,
+    image_column: str | None = None,
     tta: bool | None = None,
     detect: bool = True,
     address: str | None = None,
@@ -179,15 +171,30 @@ def predict_images(
     batch_size: int = 32,
 ):
     """A lazy `ray.data.Dataset` of `fer-hub predict`'s rows (PREDICT_COLUMNS, nulls for the
-    empty cells, plus "error": why a file was skipped) for image files (not folders: see
-    `fer_hub.images.image_files`). Rows come in no particular order.
+    empty cells, plus "error": why an image was skipped). Rows come in no particular order.
+
+    `paths`: image files, folders, globs and Parquet files, and `dataset` (a Hub id or a local
+    folder laid out like one) with its `split`, as `fer_hub.sources.image_names` lists them; an
+    input that cannot be used at all raises InputError. Or `paths` is a `datasets.Dataset`
+    already loaded: its images go to the workers with the rows, named "SPLIT#ROW". Parquet rows are read by the workers, so
+    their files must be where every node can reach them (a shared disk, hf://, s3://, ...).
 
     `workers` actors (default: as many as the cluster's CPUs allow), each with `cpus_per_worker`
     CPUs for its onnxruntime threads; `gpus` > 0 runs that many actors on one GPU each instead."""
+    from .sources import image_names
+
     ray = connect(address)
-    files = [str(p) for p in paths]
-    if not files:
-        raise InputError("no image files to analyse")
+    if _is_hf_dataset(paths):
+        table = _hf_table(paths, image_column)
+        files = table.column("file")
+    else:
+        files, problems = image_names(
+            [str(p) for p in paths], dataset=dataset, split=split, column=image_column
+        )
+        if problems:
+            raise InputError("; ".join(f"{path}: {reason}" for path, reason in problems))
+    if not len(files):
+        raise InputError("no images to analyse")
     if gpus:
         have = int(ray.cluster_resources().get("GPU", 0))
         if gpus > have:  # Ray would wait for them for ever
@@ -202,7 +209,10 @@ def predict_images(
     # A block is a Parquet part of `predict_rows`: up to 16 batches each (not one per batch, a
     # million photos would leave 31,250 files), and at least two per worker to share the work.
     blocks = min(batches, max(2 * workers, -(-batches // 16)))
-    ds = ray.data.from_items([{"file": f} for f in files], override_num_blocks=blocks)
+    if _is_hf_dataset(paths):
+        ds = ray.data.from_arrow(table, override_num_blocks=blocks)
+    else:
+        ds = ray.data.from_items([{"file": f} for f in files], override_num_blocks=blocks)
     with warnings.catch_warnings():
         # Ray 2.60 takes max_restarts only as the remote argument it calls deprecated
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
@@ -216,6 +226,7 @@ def predict_images(
                 detect,
                 cpus_per_worker,
                 "cuda" if gpus else "cpu",
+                image_column,
             ),
             batch_size=batch_size,
             batch_format="numpy",
@@ -224,6 +235,25 @@ def predict_images(
             max_restarts=0,
             **resources,
         )
+
+
+def _is_hf_dataset(obj) -> bool:
+    return type(obj).__module__.startswith("datasets.") and hasattr(obj, "features")
+
+
+def _hf_table(ds, column: str | None):
+    """An in-memory `datasets.Dataset` as a table of its images (column "image", undecoded,
+    travelling with the rows) and their names (column "file": "SPLIT#ROW")."""
+    import pyarrow as pa
+
+    marked = [n for n, f in ds.features.items() if type(f).__name__ == "Image"]
+    if column is None and marked:
+        column = marked[0]
+    from .sources import image_column
+
+    table = ds.select_columns([image_column(ds.data.table.schema, column)]).with_format("arrow")[:]
+    name = str(ds.split) if ds.split else "dataset"
+    return pa.table({"file": [f"{name}#{i}" for i in range(len(table))], "image": table.column(0)})
 
 
 def _read_parts(folder: Path):
@@ -235,19 +265,20 @@ def _read_parts(folder: Path):
     tables = []
     for part in sorted(folder.glob("*.parquet")):
         try:
-            tables.append(pq.read_table(part, schema=_schema()))
+            tables.append(pq.read_table(part, schema=parquet_schema()))
         except (OSError, pa.ArrowInvalid):
             part.unlink()
-    return pa.concat_tables(tables) if tables else _schema().empty_table()
+    return pa.concat_tables(tables) if tables else parquet_schema().empty_table()
 
 
 def predict_rows(
-    files: list[Path],
+    files: list[str],
     parts: str | os.PathLike,
     **options,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
-    """`fer-hub predict --engine ray`: the rows for `files` in the single process's order
-    (files in order, faces largest first) and (file, reason) for each unreadable one.
+    """`fer-hub predict --engine ray`: the rows for `files` (image names, as
+    `fer_hub.sources.image_names` lists them) in the single process's order (images in order,
+    faces largest first) and (name, reason) for each unreadable one.
 
     Rows are written as Parquet parts to the folder `parts` while Ray works; a run that was
     interrupted and is started again analyses only the files that have no rows there yet.

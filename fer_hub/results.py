@@ -24,6 +24,8 @@ __all__ = [
     "face_row",
     "image_rows",
     "write_rows",
+    "parquet_schema",
+    "parquet_table",
     "json_schema",
 ]
 
@@ -97,6 +99,31 @@ def write_rows(
         finally:
             if csv_path:
                 out.close()
+
+
+# PREDICT_COLUMNS typed for Parquet (the CSV's empty cells are nulls there), plus "error": why
+# an image was skipped, null for the rows of a readable one.
+_INT = ("face", "x", "y", "w", "h")
+_BOOL = ("face_found", "uncertain")
+
+
+def parquet_schema():
+    """The Arrow schema of `fer-hub predict --parquet`'s rows, whichever engine wrote them."""
+    import pyarrow as pa
+
+    kinds = (
+        {c: pa.int64() for c in _INT} | {c: pa.bool_() for c in _BOOL} | {e: pa.float64() for e in EMOTIONS}
+    )
+    return pa.schema([(c, kinds.get(c, pa.string())) for c in PREDICT_COLUMNS] + [("error", pa.string())])
+
+
+def parquet_table(rows: Iterable[dict], problems: Iterable[tuple[str, str]] = ()):
+    """Rows (PREDICT_COLUMNS, "" for empty) and (file, reason) for skipped images, as one table."""
+    import pyarrow as pa
+
+    typed = [{k: (None if v == "" else v) for k, v in r.items()} for r in rows]
+    typed += [{"file": file, "face_found": False, "error": reason} for file, reason in problems]
+    return pa.Table.from_pylist(typed, schema=parquet_schema())
 
 
 def json_schema(kind: type = ImageResult, required_only: bool = True) -> dict:

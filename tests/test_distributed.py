@@ -85,6 +85,64 @@ def test_ray_rows_equal_the_single_process_rows_and_skip_a_bad_file_alike(
 
 
 @pytest.mark.slow
+def test_ray_rows_equal_the_single_process_rows_for_parquet_rows_and_a_dataset_split(
+    local_ray, tiny_checkpoints, tiny_fer, tmp_path, capsys
+):
+    from test_sources import faces, write_struct_parquet
+
+    extra = write_struct_parquet(tmp_path / "extra.parquet", [*faces(3), None])  # its last row: no image
+    model = str(tiny_checkpoints / "cnn-model2")
+    inputs = [str(extra), "--dataset", str(tiny_fer), "--split", "validation", "--crops", "--model", model]
+    assert main(["predict", *inputs, "--csv", str(tmp_path / "local.csv")]) == 0
+    local_err = capsys.readouterr().err
+    assert main(["predict", *inputs, "--csv", str(tmp_path / "ray.csv"), "--engine", "ray"]) == 0
+    ray_err = capsys.readouterr().err
+    local, ray_rows = read_csv(tmp_path / "local.csv"), read_csv(tmp_path / "ray.csv")
+    assert len(local) == 3 + 35 and local[0]["file"] == f"{extra}#0"
+    assert_same_rows(local, ray_rows, EMOTIONS)
+    skipped = f"skipped {extra}#3: no image bytes in this row"
+    assert (
+        skipped in local_err
+        and skipped in ray_err
+        and "38 image(s), 38 face(s) found, 1 unreadable" in ray_err
+    )
+
+    import pyarrow.parquet as pq  # --parquet: the same rows as the CSV, as the workers wrote them
+
+    assert (
+        main(["predict", *inputs, "--parquet", str(tmp_path / "rows"), "--engine", "ray", "--batch", "8"])
+        == 0
+    )
+    table = pq.read_table(tmp_path / "rows")
+    assert len(list((tmp_path / "rows").glob("*.parquet"))) > 1 and table.num_rows == 38 + 1
+    written = {r["file"]: r for r in table.to_pylist()}
+    assert written[f"{extra}#3"]["error"] == "no image bytes in this row"
+    for row in local:
+        assert written[row["file"]]["label"] == row["label"]
+
+
+@pytest.mark.slow
+def test_a_loaded_datasets_split_goes_to_ray_with_its_images(local_ray, tiny_checkpoints, tiny_fer, tmp_path):
+    import datasets
+
+    from fer_hub.distributed import predict_images
+
+    split = datasets.load_dataset(str(tiny_fer), split="test").select(range(0, 35, 5))
+    model = str(tiny_checkpoints / "custom-cnn")
+    got = sorted(
+        predict_images(split, model=model, detect=False).take_all(), key=lambda r: int(r["file"][5:])
+    )
+    assert [r["file"] for r in got] == [f"test#{i}" for i in range(7)]
+    dataset = ["--dataset", str(tiny_fer), "--split", "test", "--crops"]
+    main(["predict", *dataset, "--model", model, "--csv", str(tmp_path / "local.csv")])
+    local = read_csv(tmp_path / "local.csv")[::5]
+    for a, b in zip(local, got):
+        assert a["label"] == b["label"] and [float(a[e]) for e in EMOTIONS] == pytest.approx(
+            [b[e] for e in EMOTIONS], abs=1e-5
+        )
+
+
+@pytest.mark.slow
 def test_a_restarted_ray_run_analyses_only_the_images_without_rows(
     local_ray, tiny_checkpoints, photos, tmp_path, monkeypatch
 ):

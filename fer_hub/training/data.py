@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from ..cache import default_cache_dir
+from ..dataset_layout import SPLIT_NAMES, check_dataset_folder, looks_like_a_path
 from ..errors import InputError, NotFoundError
 from ..labels import EMOTIONS, KAGGLE_ORDER, label_mapping
 from ..preprocess import IMAGE_SIZE, to_gray48
@@ -37,11 +38,6 @@ DEFAULT_DATASET = "Aaryan333/fer2013_train_publicTest_privateTest"
 DEFAULT_REVISION = "da8d1643649c86bfc2cffba5b744b51fdf329212"
 
 _CACHE_VERSION = "fer_hub-decode-v1"  # bump when decoding changes, so old caches are not reused
-_SPLIT_NAMES = {
-    "train": ("train", "training"),
-    "validation": ("validation", "val", "valid", "publictest"),
-    "test": ("test", "privatetest"),
-}
 _USAGE_VALUES = {"training": "train", "publictest": "validation", "privatetest": "test"}
 _IMAGE_COLUMNS = ("image", "img", "img_bytes", "pixels")
 _LABEL_COLUMNS = ("label", "labels", "emotion")
@@ -129,11 +125,11 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
     import datasets  # imported here: `fer_hub` inference must not need it
 
     local = Path(id_or_path).exists()
-    if not local and _looks_like_a_path(str(id_or_path)):
+    if not local and looks_like_a_path(str(id_or_path)):
         raise NotFoundError(f"{id_or_path}: no such folder. {WHERE_FER2013}")
     if local:
         revision = None  # a local folder is what it is; revisions name Hub commits
-        _check_local_layout(Path(id_or_path))
+        check_dataset_folder(Path(id_or_path))
     try:
         dsd = datasets.load_dataset(str(id_or_path), revision=revision)
     except Exception as e:  # datasets raises many types (offline, not found, bad files)
@@ -158,7 +154,7 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
         by_role = _split_by_usage(first, first_name, usage, id_or_path)
     else:
         for name, ds in dsd.items():
-            for role, aliases in _SPLIT_NAMES.items():
+            for role, aliases in SPLIT_NAMES.items():
                 if name.lower() in aliases and role not in by_role:
                     by_role[role] = _Split(ds, name)
     if "train" not in by_role:
@@ -178,55 +174,11 @@ def _load_splits(id_or_path: str, revision: str | None) -> tuple[dict[str, _Spli
     return by_role, fingerprint
 
 
-_DATA_SUFFIXES = (".parquet", ".arrow", ".csv", ".json", ".jsonl")
-_SPLIT_DIRS = {alias for aliases in _SPLIT_NAMES.values() for alias in aliases}
-
-
 # Where the data for training, calibration and `export --dataset` comes from, said once.
 WHERE_FER2013 = (
     f"FER-2013 is on the Hugging Face Hub as {DEFAULT_DATASET} (the default; it downloads once, "
     "online), or give a local folder laid out like a Hub dataset repo (data/train-*.parquet, ...)"
 )
-
-
-def _looks_like_a_path(text: str) -> bool:
-    """A local path, not a Hub id ORG/NAME: starts with . / ~, or has more than one slash."""
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
-
-
-def _looks_like_dataset_repo(folder: Path) -> bool:
-    """A Hub dataset repo keeps its data at its top: a data/ folder, split-named data files or
-    split folders (imagefolder), or a README.md whose YAML lists `configs:`."""
-    if (folder / "data").is_dir():
-        return True
-    readme = folder / "README.md"
-    if readme.is_file() and "configs:" in readme.read_text(errors="replace").split("\n---", 1)[0]:
-        return True
-    for child in folder.iterdir():
-        stem = child.name.lower().split("-")[0].split(".")[0]
-        if child.is_file() and child.suffix.lower() in _DATA_SUFFIXES:
-            return True
-        if child.is_dir() and stem in _SPLIT_DIRS:
-            return True
-    return False
-
-
-def _check_local_layout(folder: Path) -> None:
-    """Refuse a local folder that is not laid out like a dataset repo (datasets would otherwise
-    search every subfolder for data files and load whatever it finds)."""
-    if folder.is_file():
-        if folder.suffix.lower() in _DATA_SUFFIXES:
-            return
-        raise InputError(f"{folder}: a file, but not a data file ({', '.join(_DATA_SUFFIXES)})")
-    if _looks_like_dataset_repo(folder):
-        return
-    inside = sorted(c for c in folder.iterdir() if c.is_dir() and _looks_like_dataset_repo(c))
-    hint = (
-        f"; did you mean {', '.join(str(c) for c in inside)}?"
-        if inside
-        else "; expected data/train-*.parquet (and validation/test), split folders, or a README.md with configs"
-    )
-    raise InputError(f"{folder} is not laid out like a dataset repo{hint}")
 
 
 def _split_by_usage(ds, name: str, usage: str, id_or_path: str) -> dict[str, _Split]:
