@@ -81,7 +81,7 @@ def bench_photo(folders: dict[str, Path], model: str, repeats: int, tta: bool | 
         f"time (ONNX export included), {built[1]:.2f} s again (export cached)"
     )
     for detector in ("haar", "retinaface"):
-        for backend in ("torch", "onnx"):
+        for backend in ("torch", "onnx", *(["int8"] if plain.backend == "int8" else [])):
             predictor = Predictor.from_pretrained(folders[model], detector=detector, backend=backend, tta=tta)
             for _ in range(10):  # warm-up: first calls allocate and pick kernels
                 result = predictor(array)
@@ -99,7 +99,8 @@ def bench_photo(folders: dict[str, Path], model: str, repeats: int, tta: bool | 
     crops = [photo.crop((170, 40, 400, 270))] * 64
     for name in SHIPPED_MODELS:
         figures = []
-        for backend in ("torch", "onnx"):
+        int8 = Predictor.from_pretrained(folders[name]).backend == "int8"
+        for backend in ("torch", "onnx", *(["int8"] if int8 else [])):
             pred = Predictor.from_pretrained(folders[name], backend=backend, tta=tta)
             for _ in range(5):
                 pred.classify(crops)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FerHubError, InputError
+from .onnx_model import INT8_FILE
 from .results import image_rows, parquet_schema, parquet_table
 
 __all__ = [
@@ -90,7 +91,7 @@ class ModelSpec:
     def of(cls, source: str | os.PathLike) -> ModelSpec:
         path = Path(source)
         if path.is_dir():
-            names = ("config.json", "model.safetensors")  # what load_model reads
+            names = ("config.json", "model.safetensors", INT8_FILE)  # what from_pretrained reads
             return cls(
                 str(source), tuple((n, (path / n).read_bytes()) for n in names if (path / n).is_file())
             )

@@ -26,6 +26,7 @@ __all__ = [
     "CnnModel2",
     "MODELS",
     "SHIPPED_MODELS",
+    "model_file",
     "DEFAULT_MODEL",
     "load_model",
     "library_metadata",
@@ -97,6 +98,7 @@ class _FERModel(
         temperature: float,
         uncertain_below: float,
         tta: bool,
+        int8: bool = False,
     ) -> None:
         if architecture != self.ARCHITECTURE:
             other = MODELS.get(architecture)
@@ -119,6 +121,11 @@ class _FERModel(
         # which are fitted for it: True scores a face by the mean of its logits and its mirror
         # image's (flip TTA).
         self.tta = bool(tta)
+        # Also chosen on validation (`fer-hub calibrate`): True when the folder's int8 export
+        # (fer_hub.onnx_model.INT8_FILE) scores as well as the float weights there, at about
+        # twice the speed; a CPU Predictor then classifies with it, and the calibration above
+        # is fitted on its logits.
+        self.int8 = bool(int8)
 
     def scored_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes) as the model's default scoring gives them: with `tta`, the
@@ -206,9 +213,10 @@ class CustomCNN(_FERModel):
         temperature: float = 1.0,
         uncertain_below: float = 0.0,
         tta: bool = False,
+        int8: bool = False,
     ) -> None:
         super().__init__()
-        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta)
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta, int8)
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 1),  # (B, 64, 24, 24)
             _conv_block(64, 128, 1),  # (B, 128, 12, 12)
@@ -241,9 +249,10 @@ class CnnModel2(_FERModel):
         temperature: float = 1.0,
         uncertain_below: float = 0.0,
         tta: bool = False,
+        int8: bool = False,
     ) -> None:
         super().__init__()
-        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta)
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta, int8)
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 2),  # (B, 64, 24, 24)
             _conv_block(64, 128, 2),  # (B, 128, 12, 12)
@@ -267,6 +276,24 @@ class CnnModel2(_FERModel):
 
 
 MODELS: dict[str, type[_FERModel]] = {"custom-cnn": CustomCNN, "cnn-model2": CnnModel2}
+
+
+def model_file(path_or_repo_id: str | os.PathLike, filename: str, **kwargs) -> Path:
+    """`filename` from a model folder or Hub repo (downloaded once), or NotFoundError."""
+    if os.path.isdir(path_or_repo_id):
+        path = Path(path_or_repo_id) / filename
+        if not path.is_file():
+            raise NotFoundError(f"{path_or_repo_id}: no {filename} in the model folder")
+        return path
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    hub_kw = {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
+    try:
+        return Path(hf_hub_download(str(path_or_repo_id), filename, **hub_kw))
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        raise NotFoundError(
+            f"Hub repo {path_or_repo_id!r}: no {filename} (or not in the local cache)"
+        ) from None
 
 
 def _hub_config(repo_id: str, hub_kw: dict) -> str:

@@ -28,9 +28,16 @@ __all__ = [
     "export_digest",
     "export_cache_path",
     "OnnxClassifier",
+    "INT8_FILE",
+    "quantize_int8",
+    "set_metadata",
 ]
 
 PARITY_TOLERANCE = 1e-4  # max |p_onnx - p_torch| over all classes and inputs
+
+# A model folder's int8 export, beside its weights: what a CPU Predictor classifies with when the
+# folder's config says `int8` (chosen on validation by `fer-hub calibrate`).
+INT8_FILE = "model.int8.onnx"
 
 
 def export_onnx(
@@ -64,15 +71,7 @@ def export_onnx(
             dynamo=False,
         )
     proto = onnx.load(str(path))
-    meta = {
-        "fer_hub.architecture": getattr(model, "ARCHITECTURE", type(model).__name__),
-        "fer_hub.labels": json.dumps(list(getattr(model, "labels", []))),
-        "fer_hub.temperature": repr(float(getattr(model, "temperature", 1.0))),
-        "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
-        "fer_hub.tta": json.dumps(bool(getattr(model, "tta", False))),
-        "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
-        **(metadata or {}),
-    }
+    meta = {**metadata_of(model), **(metadata or {})}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -209,9 +208,103 @@ class OnnxClassifier:
                     pass
             return cls(path, threads=threads)  # the session holds the model in memory
 
-    # The Predictor treats its model like an nn.Module; these keep that contract.
+    # The Predictor and the evaluation code treat a classifier like an nn.Module; these keep
+    # that contract (onnxruntime runs on the CPU, in inference mode only).
+    training = False
+
     def to(self, *_args, **_kwargs) -> OnnxClassifier:
         return self
 
     def eval(self) -> OnnxClassifier:
         return self
+
+    def train(self, mode: bool = True) -> OnnxClassifier:
+        return self
+
+    def parameters(self):
+        yield torch.empty(0)
+
+
+def quantize_int8(
+    float_onnx: str | os.PathLike, out: str | os.PathLike, faces, *, clip_outliers: bool = False
+) -> None:
+    """An int8 copy of a classifier export (weights per channel, activations per tensor,
+    calibrated on `faces`, normalized (N, 1, 48, 48) float32): a quarter of the bytes and about
+    twice the speed on a CPU, its metadata kept; its probabilities differ a little from the
+    float model's. `clip_outliers` sets each activation's range from its 0.001st to 99.999th
+    percentile rather than its extremes: the int8 labels of the photo path's copy (INT8_FILE,
+    calibrated on FER-2013 training faces) then agree with the float model's on 98% of the
+    validation faces, against 92% with the extremes (both shipped models). The browser's live
+    copy keeps the extremes of `fer_hub.web_export.calibration_faces()`."""
+    import contextlib
+    import io
+    import logging
+    import tempfile
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Faces(CalibrationDataReader):
+        def __init__(self) -> None:
+            # Whole batches only: the percentile calibrator stacks them, and a short last one breaks it.
+            size = min(64, len(faces))
+            self.batches = iter(
+                [{"image": faces[i : i + size]} for i in range(0, len(faces) - size + 1, size)]
+            )
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs a warning per BatchNorm it folds away
+    try:
+        # the percentile calibrator prints its progress: not ours to show
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+            prepared = Path(tmp) / "prepared.onnx"
+            quant_pre_process(str(float_onnx), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(out),
+                Faces(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                calibrate_method=CalibrationMethod.Percentile if clip_outliers else CalibrationMethod.MinMax,
+            )
+    finally:
+        root.setLevel(level)
+
+
+def metadata_of(model: torch.nn.Module) -> dict[str, str]:
+    """The fer_hub metadata an export of `model` carries: labels, architecture, calibration."""
+    return {
+        "fer_hub.architecture": getattr(model, "ARCHITECTURE", type(model).__name__),
+        "fer_hub.labels": json.dumps(list(getattr(model, "labels", []))),
+        "fer_hub.temperature": repr(float(getattr(model, "temperature", 1.0))),
+        "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
+        "fer_hub.tta": json.dumps(bool(getattr(model, "tta", False))),
+        "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
+    }
+
+
+def set_metadata(path: str | os.PathLike, values: dict[str, str]) -> None:
+    """Set `values` in the metadata of the ONNX file at `path` (after a recalibration)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in values]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *values.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    staged = Path(path).with_name(f".{Path(path).name}.tmp")
+    onnx.save(proto, str(staged))
+    os.replace(staged, path)

@@ -27,12 +27,13 @@ import torch
 from PIL import Image
 
 from .align import aligned_square, crop_aligned
-from .errors import InputError
+from .errors import InputError, NotFoundError
 from .explain import gradcam
 from .faces import WORK_SIZE, Box, Detector, FaceDetector, crop_face, crop_square, shrink
 from .images import MAX_PIXELS, load_image
 from .labels import EMOTIONS
-from .models import load_model, tta_logits
+from .models import load_model, model_file, tta_logits
+from .onnx_model import INT8_FILE
 from .preprocess import preprocess
 from .results import ImageResult
 
@@ -53,24 +54,37 @@ class Predictor:
         device: str | torch.device = "cpu",
         backend: str = "auto",
         threads: int | None = None,
+        int8_file: str | os.PathLike | None = None,
     ) -> None:
         """`threads` caps the threads onnxruntime's detector and classifier each use (default:
-        theirs), for one Predictor among several on a machine. `backend`: what runs the classifier. "onnx" exports the model to onnxruntime on the
+        theirs), for one Predictor among several on a machine.
+
+        `backend`: what runs the classifier. "onnx" exports the model to onnxruntime on the
         spot (parity-checked, then cached on disk per model), faster than torch on a CPU for one
         crop and for batches (`benchmarks/bench_predict.py` measures both); explanation maps still
-        use the torch model. "torch" keeps PyTorch. "auto" (default) is "onnx" on the CPU and
-        "torch" elsewhere, falling back to torch with a warning if the export fails."""
-        if backend not in ("auto", "torch", "onnx"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
+        use the torch model. "int8" runs `int8_file`, the model's int8 export (INT8_FILE, which
+        `from_pretrained` finds beside the weights), about twice as fast again. "torch" keeps
+        PyTorch. "auto" (default) is "int8" on the CPU for a model whose config chose it on
+        validation (`model.int8`), else "onnx" on the CPU and "torch" elsewhere, falling back to
+        torch with a warning if the export fails."""
+        if backend not in ("auto", "torch", "onnx", "int8"):
+            raise ValueError(f"backend must be 'auto', 'torch', 'onnx' or 'int8', got {backend!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.torch_model = self.model if isinstance(self.model, torch.nn.Module) else None
         if self.torch_model is None:  # already an OnnxClassifier
             self.backend = "onnx"
         elif backend == "auto":
-            self.backend = "onnx" if self.device.type == "cpu" else "torch"
+            cpu = self.device.type == "cpu"
+            self.backend = ("int8" if getattr(model, "int8", False) else "onnx") if cpu else "torch"
         else:
             self.backend = backend
+        if self.backend == "int8":
+            from .onnx_model import OnnxClassifier
+
+            if int8_file is None:
+                raise ValueError("backend 'int8' needs the model's int8 export: load it with from_pretrained")
+            self.model = OnnxClassifier(int8_file, threads=threads)
         self.name = name or getattr(model, "ARCHITECTURE", type(model).__name__)
         if self.backend == "onnx" and self.torch_model is not None:
             from .onnx_model import OnnxClassifier
@@ -121,13 +135,30 @@ class Predictor:
     ) -> Predictor:
         """Load a model folder written by train_hub.py, a Hub repo id, or an `.onnx` file
         exported by `fer-hub export` (run by onnxruntime) into a Predictor."""
+        int8_file = None
         if str(path_or_repo_id).endswith(".onnx"):
             from .onnx_model import OnnxClassifier
 
             model = OnnxClassifier(path_or_repo_id, threads=threads)
         else:
             model = load_model(path_or_repo_id, **hub_kwargs)
-        return cls(model, detector=detector, tta=tta, device=device, backend=backend, threads=threads)
+            if backend == "int8" or (backend == "auto" and device == "cpu" and model.int8):
+                try:
+                    int8_file = model_file(path_or_repo_id, INT8_FILE, **hub_kwargs)
+                except NotFoundError as e:
+                    if backend == "int8":
+                        raise
+                    warnings.warn(f"{e}; classifying with the float weights", stacklevel=2)
+                    backend = "onnx"
+        return cls(
+            model,
+            detector=detector,
+            tta=tta,
+            device=device,
+            backend=backend,
+            threads=threads,
+            int8_file=int8_file,
+        )
 
     def __call__(
         self,

@@ -115,7 +115,7 @@ def _model_entry(source: str | os.PathLike, out: Path, calibration) -> dict:
     """Export one classifier (parity-checked against torch) into `out`/models, and its int8 copy
     for the live view calibrated on `calibration` (`calibration_faces()`); its metadata."""
     from .models import load_model
-    from .onnx_model import export_onnx
+    from .onnx_model import export_onnx, quantize_int8
 
     try:
         model = load_model(source)
@@ -124,7 +124,7 @@ def _model_entry(source: str | os.PathLike, out: Path, calibration) -> dict:
     name = getattr(model, "ARCHITECTURE", type(model).__name__)
     file, live_file = f"models/{name}.onnx", f"models/{name}.int8.onnx"
     export_onnx(model, out / file)
-    quantize_for_live(out / file, out / live_file, calibration)
+    quantize_int8(out / file, out / live_file, calibration)
     store_exact_float16(out / file)
     config = Path(source) / "config.json"  # a local folder's Hub metadata names its dataset
     datasets = json.loads(config.read_text()).get("datasets", []) if config.is_file() else []
@@ -217,43 +217,6 @@ def calibration_faces(count: int = 512, seed: int = 0):
         crop = ImageEnhance.Contrast(crop).enhance(rng.uniform(0.6, 1.4))
         out[i, 0] = (np.asarray(crop, np.float32) / 255 - MEAN) / STD
     return out
-
-
-def quantize_for_live(float_onnx: str | os.PathLike, out: str | os.PathLike, faces) -> None:
-    """An int8 copy of a classifier export for the live view (weights per channel, activations
-    per tensor, calibrated on `faces`, normalized (N, 1, 48, 48) float32 such as
-    `calibration_faces()`): a quarter of the bytes and about twice the speed in the browser's
-    WASM; its probabilities differ a little from the float model's."""
-    import logging
-
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Faces(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"image": faces[i : i + 64]} for i in range(0, len(faces), 64)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer logs a warning per BatchNorm it folds away
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            prepared = Path(tmp) / "prepared.onnx"
-            quant_pre_process(str(float_onnx), str(prepared))
-            quantize_static(
-                str(prepared),
-                str(out),
-                Faces(),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-            )
-    finally:
-        root.setLevel(level)
 
 
 def export_web(

@@ -40,6 +40,7 @@ SPACE_FILES = ("app.py", "components.py", "views.py", "README.md", "requirements
 EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MODEL_FILES = (
     "model.safetensors",
+    "model.int8.onnx",  # fer_hub.onnx_model.INT8_FILE: the CPU's default scoring, where chosen
     "config.json",
     "README.md",
     "metrics.json",

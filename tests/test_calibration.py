@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from fer_hub import load_model
+from fer_hub.errors import NotFoundError
+from fer_hub.onnx_model import INT8_FILE, OnnxClassifier
 from fer_hub.predict import Predictor
 from fer_hub.training.calibration import (
     calibration_report,
@@ -19,6 +21,7 @@ from fer_hub.training.calibration import (
     uncertain_threshold,
 )
 from fer_hub.training.cli import calibrate_main as main
+from fer_hub.training.data import load_fer2013
 from fer_hub.training.folder import calibrate_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +80,6 @@ def test_report_fits_on_validation_and_measures_on_test():
 @pytest.mark.slow
 def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_path):
     from fer_hub.training.config import TrainConfig
-    from fer_hub.training.data import load_fer2013
     from fer_hub.training.folder import write_model_folder
     from fer_hub.training.loop import train
 
@@ -101,7 +103,9 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     assert load_model(old).temperature == 1.0
     report = calibrate_folder(old, load_fer2013(str(tiny_fer), log=lambda *_: None), log=lambda *_: None)
     model = load_model(old)
-    assert model.temperature == pytest.approx(report["temperature"]) == pytest.approx(trained_t, rel=1e-4)
+    assert model.temperature == pytest.approx(report["temperature"])
+    if not report["int8"]:  # fitted on the float weights' logits, as training fitted it
+        assert model.temperature == pytest.approx(trained_t, rel=1e-4)
     assert model.uncertain_below == pytest.approx(report["uncertain_below"])
     written = json.loads((old / "metrics.json").read_text())["calibration"]
     assert written == json.loads(json.dumps(report))  # the whole report, as returned
@@ -113,13 +117,59 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     chosen, chosen_logits = choose_tta(model, data.x_val, data.y_val)
     assert model.tta == report["tta"] == chosen == json.loads((folder / "config.json").read_text())["tta"]
     assert torch.equal(chosen_logits, scored_logits(model, data.x_val, chosen))
-    refit = calibration_report(chosen_logits, data.y_val, None, None)
+    # ... then the precision, and the temperature is fitted on what the chosen one answers
+    scorer = OnnxClassifier(old / INT8_FILE) if report["int8"] else model
+    assert model.int8 == report["int8"] == (old / INT8_FILE).is_file()
+    refit = calibration_report(scored_logits(scorer, data.x_val, chosen), data.y_val, None, None)
     assert model.temperature == pytest.approx(refit["temperature"], rel=1e-6)
     # the flip-TTA figures are re-measured with the Predictor's scoring (the mean of the logits)
     metrics = json.loads((old / "metrics.json").read_text())
     for split, x, y in (("validation", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-        flip = scored_logits(model, x, True).argmax(-1)
+        flip = scored_logits(scorer, x, True).argmax(-1)
         assert metrics[split]["accuracy_tta"] == pytest.approx(float((flip == y).float().mean()))
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_calibrate_keeps_the_int8_export_only_where_validation_says_it_scores_as_well(
+    kept, tiny_checkpoints, tiny_fer, tmp_path, monkeypatch, astronaut
+):
+    from fer_hub.training import folder as folder_module
+
+    chosen = []
+    real = folder_module.choose_int8
+
+    def decide(float_logits, int8_logits, y):
+        chosen.append(real(float_logits, int8_logits, y))
+        return kept
+
+    monkeypatch.setattr(folder_module, "choose_int8", decide)
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_checkpoints / "cnn-model2", folder)
+    report = calibrate_folder(folder, load_fer2013(str(tiny_fer), log=lambda *_: None), log=lambda *_: None)
+    assert chosen and report["int8"] is kept and (folder / INT8_FILE).is_file() is kept
+    assert set(report["validation_accuracy_by_precision"]) == {"float32", "int8"}
+    predictor = Predictor.from_pretrained(folder)
+    assert predictor.backend == ("int8" if kept else "onnx")
+    if kept:  # the export's own metadata was brought up to date with config.json
+        assert OnnxClassifier(folder / INT8_FILE).temperature == pytest.approx(report["temperature"])
+        int8, float32 = predictor(astronaut), Predictor.from_pretrained(folder, backend="onnx")(astronaut)
+        assert int8["faces"][0]["box"] == float32["faces"][0]["box"]
+        (folder / INT8_FILE).unlink()  # a copy of the folder that lost it still works, in float
+        with pytest.warns(UserWarning, match="no model.int8.onnx"):
+            assert Predictor.from_pretrained(folder).backend == "onnx"
+        with pytest.raises(NotFoundError):
+            Predictor.from_pretrained(folder, backend="int8")
+
+
+def test_int8_is_chosen_only_within_its_tolerance_of_the_float_accuracy():
+    from fer_hub.training.evaluate import INT8_TOLERANCE, choose_int8
+
+    y = torch.arange(1000) % 7
+    right = torch.nn.functional.one_hot(y, 7).float()
+    wrong = lambda n: torch.cat([right[:n].roll(1, -1), right[n:]])  # noqa: E731 - n faces wrong
+    at_limit = round(INT8_TOLERANCE * 1000)
+    assert choose_int8(right, wrong(at_limit), y)
+    assert not choose_int8(right, wrong(at_limit + 1), y)
 
 
 def test_predictor_applies_the_temperature_and_flags_uncertain_faces(tiny_checkpoints, tmp_path, astronaut):

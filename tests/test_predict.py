@@ -90,9 +90,9 @@ def test_fer2013_crops_shipped_with_the_tests_are_scored_whole_as_the_network_se
     results = predictor.batch([str(c) for c in crops], detect=False)
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(c), np.float32) / 255)[None] for c in crops])
     with torch.no_grad():
-        model = predictor.torch_model
+        model = predictor.model  # the classifier it runs (the int8 export, on a CPU)
         logits = (
-            tta_logits(model, normalize(x)) if model.tta else model(normalize(x))
+            tta_logits(model, normalize(x)) if predictor.tta else model(normalize(x))
         ) / predictor.temperature
     expected = logits.softmax(-1)[:, [predictor.torch_model.labels.index(e) for e in EMOTIONS]]
     for crop, result, p in zip(crops, results, expected):

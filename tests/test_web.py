@@ -293,7 +293,8 @@ def test_browser_gives_pythons_faces_boxes_and_probabilities(model, site, tmp_pa
 
     from fer_hub import Predictor
 
-    predictor = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / model)
+    # the page runs the float weights (`backend="onnx"`), with the model's scoring and calibration
+    predictor = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / model, backend="onnx")
     crops = sorted((ROOT / "tests" / "data" / "fer2013").glob("*.png"))
     worst, requests = 0.0, []
     with sync_playwright() as p:
@@ -423,7 +424,9 @@ def test_a_webgpu_bundle_runs_on_the_gpu_the_browser_offers_and_gives_pythons_an
     export_web(bundle, [ROOT / "space" / "checkpoints" / "custom-cnn"], webgpu=True)
     server, url = serve(bundle)
     photo = ROOT / "space" / "examples" / "astronaut.jpg"
-    want = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / "custom-cnn")(str(photo))
+    want = Predictor.from_pretrained(ROOT / "space" / "checkpoints" / "custom-cnn", backend="onnx")(
+        str(photo)
+    )
     b64 = base64.b64encode(photo.read_bytes()).decode()
     seen = {}
     try:

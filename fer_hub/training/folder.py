@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 from ..labels import EMOTIONS
 from ..models import MODELS, load_model
+from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
 from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
-from .evaluate import choose_tta, evaluate, scored_logits
+from .evaluate import choose_int8, choose_tta, evaluate, scored_logits
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
 from .state import TEMP_PREFIX
 
@@ -122,18 +123,40 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     folder = Path(folder)
     model = load_model(folder)
     tta, val_logits = choose_tta(model, data.x_val, data.y_val)  # the default scoring, chosen on validation
-    test_logits = None if data.x_test is None else scored_logits(model, data.x_test, tta)
-    report = {**calibration_report(val_logits, data.y_val, test_logits, data.y_test), "tta": tta}
+    # Then the precision: the int8 export where it scores as well as the float weights, with
+    # the calibration fitted on what it answers.
+    int8 = _write_int8(model, folder, data.x_train)
+    int8_logits = scored_logits(int8, data.x_val, tta)
+    use_int8 = choose_int8(val_logits, int8_logits, data.y_val)
+    checked = {
+        k: float((v.argmax(-1) == data.y_val).float().mean())
+        for k, v in (("float32", val_logits), ("int8", int8_logits))
+    }
+    scorer = int8 if use_int8 else model
+    if use_int8:
+        val_logits = int8_logits
+    else:
+        (folder / INT8_FILE).unlink()
+    test_logits = None if data.x_test is None else scored_logits(scorer, data.x_test, tta)
+    report = {
+        **calibration_report(val_logits, data.y_val, test_logits, data.y_test),
+        "tta": tta,
+        "int8": use_int8,
+        "validation_accuracy_by_precision": checked,
+    }
     write_calibration(folder, report)
+    if use_int8:  # the export's own metadata says what config.json now says
+        set_metadata(folder / INT8_FILE, metadata_of(load_model(folder)))
     # The accuracy figures follow the same scoring code, so a folder measured by an older
     # version of it does not keep quoting figures its users no longer get.
     splits = {"validation": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)}
-    measured = {s: evaluate(model, x, y) for s, (x, y) in splits.items() if x is not None}
+    measured = {s: evaluate(scorer, x, y) for s, (x, y) in splits.items() if x is not None}
     _update_metrics(folder, measured)
     _plot_confusion_matrices(measured, model.ARCHITECTURE, folder)
     if "test" in report:
         plot_reliability(report["test"], folder / "reliability_test.png")
-    refresh_model_card(folder)
+    if (folder / "metrics.json").is_file() and (folder / "training_args.json").is_file():
+        refresh_model_card(folder)  # a bare model folder has no card to refresh
     t = report["test"] if "test" in report else {}
     log(
         f"[calibrate] {folder}: temperature {report['temperature']:.3f}; uncertain below "
@@ -150,10 +173,30 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     return report
 
 
+# Faces the int8 export's activation ranges are calibrated on: training faces (never
+# validation, on which the export is then judged), seeded, and their mirror images.
+INT8_CALIBRATION_FACES = 1024
+
+
+def _write_int8(model, folder: Path, x_train) -> OnnxClassifier:
+    """`folder`/INT8_FILE: the int8 export of `model`, calibrated on training faces."""
+    import torch
+
+    from ..preprocess import normalize
+
+    g = torch.Generator().manual_seed(0)
+    pick = torch.randperm(len(x_train), generator=g)[:INT8_CALIBRATION_FACES]
+    faces = normalize(x_train[pick])
+    faces = torch.cat([faces, faces.flip(-1)]).numpy()
+    quantize_int8(OnnxClassifier.from_torch(model).path, folder / INT8_FILE, faces, clip_outliers=True)
+    return OnnxClassifier(folder / INT8_FILE)
+
+
 def write_calibration(folder: Path, report: dict) -> None:
-    """Temperature and threshold into config.json (where `from_pretrained` reads them), and the
-    whole report into metrics.json."""
-    _update_config(folder, {k: report[k] for k in ("temperature", "uncertain_below", "tta") if k in report})
+    """Temperature, threshold and the default scoring into config.json (where `from_pretrained`
+    reads them), and the whole report into metrics.json."""
+    keys = ("temperature", "uncertain_below", "tta", "int8")
+    _update_config(folder, {k: report[k] for k in keys if k in report})
     _update_metrics(folder, {"calibration": report})
 
 
