@@ -64,9 +64,9 @@ class Predictor:
         crop and for batches (`benchmarks/bench_predict.py` measures both); explanation maps still
         use the torch model. "int8" runs `int8_file`, the model's int8 export (INT8_FILE, which
         `from_pretrained` finds beside the weights), about twice as fast again. "torch" keeps
-        PyTorch. "auto" (default) is "int8" on the CPU for a model whose config chose it on
-        validation (`model.int8`), else "onnx" on the CPU and "torch" elsewhere, falling back to
-        torch with a warning if the export fails."""
+        PyTorch. "auto" (default) is "int8" on the CPU when `int8_file` is given (`from_pretrained`
+        gives it for a model whose config chose it on validation, `model.int8`), else "onnx" on
+        the CPU and "torch" elsewhere, falling back to torch with a warning if the export fails."""
         if backend not in ("auto", "torch", "onnx", "int8"):
             raise ValueError(f"backend must be 'auto', 'torch', 'onnx' or 'int8', got {backend!r}")
         self.device = torch.device(device)
@@ -76,7 +76,7 @@ class Predictor:
             self.backend = "onnx"
         elif backend == "auto":
             cpu = self.device.type == "cpu"
-            self.backend = ("int8" if getattr(model, "int8", False) else "onnx") if cpu else "torch"
+            self.backend = ("int8" if int8_file is not None else "onnx") if cpu else "torch"
         else:
             self.backend = backend
         if self.backend == "int8":

@@ -405,3 +405,24 @@ def test_the_onnx_classifier_carries_the_models_scoring_and_scores_as_torch_does
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 48), dtype=np.uint8)) for i in range(4)
     ]
     assert torch.allclose(onnx_predictor.classify(crops), torch_predictor.classify(crops), atol=1e-4)
+
+
+def test_the_shipped_models_classify_with_their_int8_export_where_they_chose_it(astronaut):
+    """`from_pretrained` gives a CPU Predictor the folder's int8 export when its config chose it on
+    validation; a Predictor built from the model alone, or asked for "onnx", runs the float
+    weights; the two agree on the astronaut's face."""
+    from pathlib import Path
+
+    from fer_hub import load_model
+    from fer_hub.onnx_model import INT8_FILE
+
+    folder = Path(__file__).resolve().parents[1] / "space" / "checkpoints" / "cnn-model2"
+    default = Predictor.from_pretrained(folder)
+    assert load_model(folder).int8 and default.backend == "int8"
+    assert Predictor(load_model(folder)).backend == "onnx"
+    assert Predictor(load_model(folder), int8_file=folder / INT8_FILE).backend == "int8"
+    int8 = default(astronaut)["faces"][0]
+    float32 = Predictor.from_pretrained(folder, backend="onnx")(astronaut)["faces"][0]
+    assert int8["box"] == float32["box"] and int8["label"] == float32["label"]
+    diff = max(abs(int8["probabilities"][e] - float32["probabilities"][e]) for e in EMOTIONS)
+    assert 0 < diff < 0.05  # a different classifier, close to the float one

@@ -16,6 +16,8 @@ __all__ = [
     "predict_proba",
     "scored_logits",
     "choose_tta",
+    "tta_is_better",
+    "metrics_of",
     "choose_int8",
     "INT8_TOLERANCE",
     "classification_metrics",
@@ -76,9 +78,15 @@ def choose_tta(
     the plain pass, half the work); each pass over validation runs once."""
     plain = predict_logits(model, x_val, **kwargs)
     mean = (plain + predict_logits(model, x_val.flip(-1), **kwargs)) / 2
-    accuracy = lambda logits: float((logits.argmax(-1) == y_val).float().mean())  # noqa: E731
-    tta = accuracy(mean) > accuracy(plain)
+    tta = tta_is_better(plain, mean, y_val)
     return tta, mean if tta else plain
+
+
+def tta_is_better(plain: torch.Tensor, mean: torch.Tensor, y_val: torch.Tensor) -> bool:
+    """Whether flip TTA (logits `mean`) beats the plain pass (`plain`) on validation; a tie
+    keeps the plain pass, half the work."""
+    accuracy = lambda logits: float((logits.argmax(-1) == y_val).float().mean())  # noqa: E731
+    return accuracy(mean) > accuracy(plain)
 
 
 # How much validation accuracy the int8 export may give up for twice the speed on a CPU: a
@@ -139,6 +147,11 @@ def evaluate(
     logits = predict_logits(model, x, progress=progress, **kwargs)
     # Same as scored_logits(tta=True), one pass fewer.
     mirror = predict_logits(model, x.flip(-1), progress=progress and f"{progress} (mirrored)", **kwargs)
+    return metrics_of(logits, mirror, y)
+
+
+def metrics_of(logits: torch.Tensor, mirror: torch.Tensor, y: torch.Tensor) -> dict:
+    """`evaluate`'s metrics from the logits of the images and of their mirror images."""
     metrics = classification_metrics(y, logits.argmax(-1))
     tta = classification_metrics(y, (logits + mirror).argmax(-1))
     metrics["accuracy_tta"], metrics["macro_f1_tta"] = tta["accuracy"], tta["macro_f1"]

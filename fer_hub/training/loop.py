@@ -34,7 +34,7 @@ from .calibration import calibration_report, no_signal_note
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
 from .ema import EMA
-from .evaluate import choose_tta, evaluate, predict_logits, predict_proba, scored_logits
+from .evaluate import metrics_of, predict_logits, predict_proba, tta_is_better
 from .state import STATE_FILE, TrainState, config_differences, prepare_output
 
 __all__ = ["Run", "RunResult", "prepare_run", "train_step", "train", "end_epoch", "final_report"]
@@ -460,23 +460,25 @@ def final_report(
     log("[eval] calibrating on validation, then scoring validation and test, plain and mirrored")
     raw = MODELS[cfg.model]()
     raw.load_state_dict(state.best_weights)
-    has_test = data.x_test is not None
-    tta, val_logits = choose_tta(raw, data.x_val, data.y_val)  # the default scoring, chosen on validation
-    calibration = calibration_report(
-        val_logits,
-        data.y_val,
-        scored_logits(raw, data.x_test, tta) if has_test else None,
-        data.y_test,
-    )
+    splits = {"validation": (data.x_val, data.y_val)}
+    if data.x_test is not None:  # the one and only test look
+        splits["test"] = (data.x_test, data.y_test)
+    # Each split's plain and mirrored logits, once: scoring, calibration and metrics all read them.
+    passes = {
+        split: tuple(predict_logits(raw, v, progress=f"evaluating {split}") for v in (x, x.flip(-1)))
+        for split, (x, _) in splits.items()
+    }
+    means = {split: (plain + mirror) / 2 for split, (plain, mirror) in passes.items()}
+    tta = tta_is_better(passes["validation"][0], means["validation"], data.y_val)  # chosen on validation
+    scored = {split: means[split] if tta else passes[split][0] for split in passes}
+    calibration = calibration_report(scored["validation"], data.y_val, scored.get("test"), data.y_test)
     calibration["tta"] = tta
     best = MODELS[cfg.model](
         temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"], tta=tta
     )
     best.load_state_dict(state.best_weights)
     best = best.eval()
-    metrics: dict = {"validation": evaluate(best, data.x_val, data.y_val, progress="evaluating validation")}
-    if has_test:  # the one and only test look
-        metrics["test"] = evaluate(best, data.x_test, data.y_test, progress="evaluating test")
+    metrics: dict = {split: metrics_of(*passes[split], y) for split, (_, y) in splits.items()}
     metrics["calibration"] = calibration
     history = state.history
     epoch_seconds = sum(h["seconds"] for h in history)
@@ -509,7 +511,7 @@ def final_report(
         f"{calibration['uncertain_below']:.3f}"
         + (
             f"; test ECE {calibration['test']['ece_before']:.4f} -> {calibration['test']['ece_after']:.4f}"
-            if has_test
+            if "test" in calibration
             else ""
         )
     )
