@@ -62,13 +62,22 @@ def connect(address: str | None = None, *, num_cpus: int | None = None):
     ray = require_ray()
     if not ray.is_initialized():
         address = address or os.environ.get("RAY_ADDRESS") or None
-        ray.init(
-            address=address,
-            num_cpus=None if address else num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level="ERROR",
-        )
+        try:
+            ray.init(
+                address=address,
+                num_cpus=None if address else num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+            )
+        except (ConnectionError, TimeoutError, ValueError) as e:  # Ray's own words, in one line
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise InputError(
+                f"could not connect to {where} ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                "check --address / RAY_ADDRESS (`ray status` on the head node prints it; a cluster "
+                "with token authentication also needs RAY_AUTH_MODE=token and its token, in "
+                "RAY_AUTH_TOKEN or ~/.ray/auth_token), or leave both unset to start a local Ray"
+            ) from None
         import logging
 
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset chatter

@@ -63,6 +63,33 @@ def test_engine_ray_without_ray_says_what_to_install(monkeypatch, photos, tmp_pa
     assert not (tmp_path / "out.csv").exists()  # no empty answer left behind
 
 
+def test_an_unreachable_cluster_is_one_line_naming_the_address(monkeypatch, photos, tmp_path, capsys):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray is already running in this process")
+
+    def unreachable(**_):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.9:6379")
+
+    monkeypatch.setattr(ray, "init", unreachable)
+    argv = [
+        "predict",
+        str(photos),
+        "--csv",
+        str(tmp_path / "o.csv"),
+        "--engine",
+        "ray",
+        "--address",
+        "10.0.0.9:6379",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "error: could not connect to the Ray cluster at 10.0.0.9:6379" in err and "RAY_AUTH_MODE=token" in err
+    )
+    assert "Traceback" not in err and not (tmp_path / "o.csv").exists()
+
+
 @pytest.mark.slow
 def test_ray_rows_equal_the_single_process_rows_and_skip_a_bad_file_alike(
     local_ray, tiny_checkpoints, photos, tmp_path, capsys
