@@ -191,19 +191,21 @@ def predict_images(
 
     `workers` actors (default: as many as the cluster's CPUs allow), each with `cpus_per_worker`
     CPUs for its onnxruntime threads; `gpus` > 0 runs that many actors on one GPU each instead."""
+    import pyarrow as pa
+
     from .sources import image_names
 
     ray = connect(address)
     if _is_hf_dataset(paths):
-        table = _hf_table(paths, image_column)
-        files = table.column("file")
+        items = _hf_table(paths, image_column)
     else:
         files, problems = image_names(
             [str(p) for p in paths], dataset=dataset, split=split, column=image_column
         )
         if problems:
             raise InputError("; ".join(f"{path}: {reason}" for path, reason in problems))
-    if not len(files):
+        items = pa.table({"file": files})
+    if not items.num_rows:
         raise InputError("no images to analyse")
     if gpus:
         have = int(ray.cluster_resources().get("GPU", 0))
@@ -214,15 +216,12 @@ def predict_images(
         available = int(ray.cluster_resources().get("CPU", 1))
         workers = workers or max(1, available // cpus_per_worker)
         resources = {"num_cpus": cpus_per_worker}
-    batches = -(-len(files) // batch_size)
+    batches = -(-items.num_rows // batch_size)
     workers = min(workers, batches)  # no actor without a batch to run
     # A block is a Parquet part of `predict_rows`: up to 16 batches each (not one per batch, a
     # million photos would leave 31,250 files), and at least two per worker to share the work.
     blocks = min(batches, max(2 * workers, -(-batches // 16)))
-    if _is_hf_dataset(paths):
-        ds = ray.data.from_arrow(table, override_num_blocks=blocks)
-    else:
-        ds = ray.data.from_items([{"file": f} for f in files], override_num_blocks=blocks)
+    ds = ray.data.from_arrow(items, override_num_blocks=blocks)
     with warnings.catch_warnings():
         # Ray 2.60 takes max_restarts only as the remote argument it calls deprecated
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
@@ -256,10 +255,7 @@ def _hf_table(ds, column: str | None):
     travelling with the rows) and their names (column "file": "SPLIT#ROW")."""
     import pyarrow as pa
 
-    marked = [n for n, f in ds.features.items() if type(f).__name__ == "Image"]
-    if column is None and marked:
-        column = marked[0]
-    from .sources import image_column
+    from .sources import image_column  # datasets keeps the Image feature in the schema's metadata
 
     table = ds.select_columns([image_column(ds.data.table.schema, column)]).with_format("arrow")[:]
     name = str(ds.split) if ds.split else "dataset"

@@ -287,13 +287,17 @@ def model_file(path_or_repo_id: str | os.PathLike, filename: str, **kwargs) -> P
         return path
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-    hub_kw = {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
     try:
-        return Path(hf_hub_download(str(path_or_repo_id), filename, **hub_kw))
+        return Path(hf_hub_download(str(path_or_repo_id), filename, **_hub_kwargs(kwargs)))
     except (EntryNotFoundError, LocalEntryNotFoundError):
         raise NotFoundError(
             f"Hub repo {path_or_repo_id!r}: no {filename} (or not in the local cache)"
         ) from None
+
+
+def _hub_kwargs(kwargs: dict) -> dict:
+    """The `from_pretrained` keyword arguments that `hf_hub_download` takes too."""
+    return {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
 
 
 def _hub_config(repo_id: str, hub_kw: dict) -> str:
@@ -352,7 +356,7 @@ def load_model(path_or_repo_id: str | os.PathLike, **kwargs) -> CustomCNN | CnnM
     ):
         raise NotFoundError(f"{model_id!r} is neither a model folder nor a Hub repo id of the form ORG/NAME")
     else:
-        hub_kw = {k: kwargs[k] for k in ("revision", "token", "cache_dir") if k in kwargs}
+        hub_kw = _hub_kwargs(kwargs)
         config_file = Path(_hub_config(model_id, hub_kw))
     try:
         architecture = json.loads(config_file.read_text())["architecture"]

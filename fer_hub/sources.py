@@ -204,16 +204,11 @@ class ImageReader:
     def load(self, name: str, cell=None):
         """The image `name` stands for (or in `cell`, an image column's value, when the rows
         came with their images), as an 8-bit RGB PIL image; ImageError if it cannot be had."""
-        if cell is not None:
-            try:
-                return load_image(cell_bytes(cell), mode="RGB", name=name)
-            except InputError as e:
-                raise ImageError(e.reason, name) from None
         path, row = _split_name(name)
-        if row is None:
+        if cell is None and row is None:  # a file
             return load_image(_fetch(path) if "://" in path else path, mode="RGB", name=name)
         try:
-            data = self._row(path, row)
+            data = cell_bytes(cell) if cell is not None else self._row(path, row)
         except InputError as e:
             raise ImageError(e.reason, name) from None
         return load_image(data, mode="RGB", name=name)

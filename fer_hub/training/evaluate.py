@@ -15,6 +15,8 @@ __all__ = [
     "predict_logits",
     "predict_proba",
     "scored_logits",
+    "logit_passes",
+    "scored",
     "choose_tta",
     "tta_is_better",
     "metrics_of",
@@ -63,6 +65,22 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, tta: bool = False, **kwa
     return p
 
 
+def logit_passes(
+    model: nn.Module, x: torch.Tensor, *, progress: str | None = None, **kwargs
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits of uint8 images and of their mirror images: the two passes every scoring and
+    metric here derives from, so a caller that needs several of them pays for each pass once."""
+    plain = predict_logits(model, x, progress=progress, **kwargs)
+    mirror = predict_logits(model, x.flip(-1), progress=progress and f"{progress} (mirrored)", **kwargs)
+    return plain, mirror
+
+
+def scored(passes: tuple[torch.Tensor, torch.Tensor], tta: bool) -> torch.Tensor:
+    """The logits a scoring gives from `logit_passes`: plain, or (`tta`) the mean of the two."""
+    plain, mirror = passes
+    return (plain + mirror) / 2 if tta else plain
+
+
 def scored_logits(model: nn.Module, x: torch.Tensor, tta: bool, **kwargs) -> torch.Tensor:
     """Logits (N, 7) of uint8 images as a scoring gives them: plain, or (`tta`) the mean of each
     image's and its mirror image's, as `fer_hub.models.tta_logits` computes them at inference."""
@@ -76,17 +94,16 @@ def choose_tta(
     """The model's default scoring, chosen on validation: (tta, the validation logits that
     scoring gives). Flip TTA when its accuracy there is higher than the plain pass's (ties keep
     the plain pass, half the work); each pass over validation runs once."""
-    plain = predict_logits(model, x_val, **kwargs)
-    mean = (plain + predict_logits(model, x_val.flip(-1), **kwargs)) / 2
-    tta = tta_is_better(plain, mean, y_val)
-    return tta, mean if tta else plain
+    passes = logit_passes(model, x_val, **kwargs)
+    tta = tta_is_better(passes, y_val)
+    return tta, scored(passes, tta)
 
 
-def tta_is_better(plain: torch.Tensor, mean: torch.Tensor, y_val: torch.Tensor) -> bool:
-    """Whether flip TTA (logits `mean`) beats the plain pass (`plain`) on validation; a tie
-    keeps the plain pass, half the work."""
+def tta_is_better(passes: tuple[torch.Tensor, torch.Tensor], y_val: torch.Tensor) -> bool:
+    """Whether flip TTA beats the plain pass on validation (`logit_passes` of it); a tie keeps
+    the plain pass, half the work."""
     accuracy = lambda logits: float((logits.argmax(-1) == y_val).float().mean())  # noqa: E731
-    return accuracy(mean) > accuracy(plain)
+    return accuracy(scored(passes, True)) > accuracy(scored(passes, False))
 
 
 # How much validation accuracy the int8 export may give up for twice the speed on a CPU: a
@@ -144,10 +161,7 @@ def evaluate(
     """Metrics of `classification_metrics`, plus accuracy and macro-F1 with flip TTA scored as
     the Predictor scores it (the mean of the face's and its mirror image's logits), so the
     figures are what users get."""
-    logits = predict_logits(model, x, progress=progress, **kwargs)
-    # Same as scored_logits(tta=True), one pass fewer.
-    mirror = predict_logits(model, x.flip(-1), progress=progress and f"{progress} (mirrored)", **kwargs)
-    return metrics_of(logits, mirror, y)
+    return metrics_of(*logit_passes(model, x, progress=progress, **kwargs), y)
 
 
 def metrics_of(logits: torch.Tensor, mirror: torch.Tensor, y: torch.Tensor) -> dict:

@@ -22,7 +22,7 @@ from ..models import MODELS, load_model
 from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
 from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
-from .evaluate import choose_int8, choose_tta, evaluate, scored_logits
+from .evaluate import choose_int8, logit_passes, metrics_of, scored, tta_is_better
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
 from .state import TEMP_PREFIX
 
@@ -122,24 +122,27 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
     folder = Path(folder)
     model = load_model(folder)
-    tta, val_logits = choose_tta(model, data.x_val, data.y_val)  # the default scoring, chosen on validation
+    # Each split's plain and mirrored logits, once per classifier: every choice, fit and figure
+    # below reads them.
+    float_val = logit_passes(model, data.x_val)
+    tta = tta_is_better(float_val, data.y_val)  # the default scoring, chosen on validation
     # Then the precision: the int8 export where it scores as well as the float weights, with
     # the calibration fitted on what it answers.
     int8 = _write_int8(model, folder, data.x_train)
-    int8_logits = scored_logits(int8, data.x_val, tta)
-    use_int8 = choose_int8(val_logits, int8_logits, data.y_val)
+    int8_val = logit_passes(int8, data.x_val)
+    use_int8 = choose_int8(scored(float_val, tta), scored(int8_val, tta), data.y_val)
     checked = {
-        k: float((v.argmax(-1) == data.y_val).float().mean())
-        for k, v in (("float32", val_logits), ("int8", int8_logits))
+        k: float((scored(v, tta).argmax(-1) == data.y_val).float().mean())
+        for k, v in (("float32", float_val), ("int8", int8_val))
     }
-    scorer = int8 if use_int8 else model
-    if use_int8:
-        val_logits = int8_logits
-    else:
+    scorer, val = (int8, int8_val) if use_int8 else (model, float_val)
+    if not use_int8:
         (folder / INT8_FILE).unlink()
-    test_logits = None if data.x_test is None else scored_logits(scorer, data.x_test, tta)
+    test = None if data.x_test is None else logit_passes(scorer, data.x_test)
     report = {
-        **calibration_report(val_logits, data.y_val, test_logits, data.y_test),
+        **calibration_report(
+            scored(val, tta), data.y_val, None if test is None else scored(test, tta), data.y_test
+        ),
         "tta": tta,
         "int8": use_int8,
         "validation_accuracy_by_precision": checked,
@@ -149,8 +152,9 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
         set_metadata(folder / INT8_FILE, metadata_of(load_model(folder)))
     # The accuracy figures follow the same scoring code, so a folder measured by an older
     # version of it does not keep quoting figures its users no longer get.
-    splits = {"validation": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)}
-    measured = {s: evaluate(scorer, x, y) for s, (x, y) in splits.items() if x is not None}
+    measured = {"validation": metrics_of(*val, data.y_val)}
+    if test is not None:
+        measured["test"] = metrics_of(*test, data.y_test)
     _update_metrics(folder, measured)
     _plot_confusion_matrices(measured, model.ARCHITECTURE, folder)
     if "test" in report:

@@ -34,7 +34,7 @@ from .calibration import calibration_report, no_signal_note
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
 from .ema import EMA
-from .evaluate import metrics_of, predict_logits, predict_proba, tta_is_better
+from .evaluate import logit_passes, metrics_of, predict_proba, scored, tta_is_better
 from .state import STATE_FILE, TrainState, config_differences, prepare_output
 
 __all__ = ["Run", "RunResult", "prepare_run", "train_step", "train", "end_epoch", "final_report"]
@@ -121,10 +121,8 @@ def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tenso
     order = [list(teacher.labels).index(e) for e in EMOTIONS]
     log(f"[distill] soft targets from {cfg.teacher} ({type(teacher).__name__}), T={cfg.distill_temperature}")
     t = cfg.distill_temperature
-    p = (
-        (predict_logits(teacher, x, progress="teacher targets") / t).softmax(-1)
-        + (predict_logits(teacher, x.flip(-1), progress="teacher targets (mirrored)") / t).softmax(-1)
-    ) / 2
+    plain, mirror = logit_passes(teacher, x, progress="teacher targets")
+    p = ((plain / t).softmax(-1) + (mirror / t).softmax(-1)) / 2
     return p[:, order]
 
 
@@ -464,14 +462,14 @@ def final_report(
     if data.x_test is not None:  # the one and only test look
         splits["test"] = (data.x_test, data.y_test)
     # Each split's plain and mirrored logits, once: scoring, calibration and metrics all read them.
-    passes = {
-        split: tuple(predict_logits(raw, v, progress=f"evaluating {split}") for v in (x, x.flip(-1)))
-        for split, (x, _) in splits.items()
-    }
-    means = {split: (plain + mirror) / 2 for split, (plain, mirror) in passes.items()}
-    tta = tta_is_better(passes["validation"][0], means["validation"], data.y_val)  # chosen on validation
-    scored = {split: means[split] if tta else passes[split][0] for split in passes}
-    calibration = calibration_report(scored["validation"], data.y_val, scored.get("test"), data.y_test)
+    passes = {split: logit_passes(raw, x, progress=f"evaluating {split}") for split, (x, _) in splits.items()}
+    tta = tta_is_better(passes["validation"], data.y_val)  # the default scoring, chosen on validation
+    calibration = calibration_report(
+        scored(passes["validation"], tta),
+        data.y_val,
+        scored(passes["test"], tta) if "test" in passes else None,
+        data.y_test,
+    )
     calibration["tta"] = tta
     best = MODELS[cfg.model](
         temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"], tta=tta
