@@ -6,6 +6,7 @@
     fer-hub export space/checkpoints/custom-cnn --onnx custom-cnn.onnx
     fer-hub calibrate space/checkpoints/custom-cnn --dataset ../shared/fer2013
     fer-hub train --model custom-cnn --recipe strong ...   # same flags as train_hub.py
+    fer-hub soup runs/soup runs/fine-tune-1 runs/fine-tune-2 --dataset ../shared/fer2013
 
 `--model` takes a model folder, a Hub repo id or an `.onnx` file; the default is the CnnModel2
 shipped in this repository's space/checkpoints, the Space's default too. Bad input exits with
@@ -503,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model (the flags of train_hub.py; fer-hub train --help)", add_help=False
     )
     s.set_defaults(fn=None)
+    s = sub.add_parser(
+        "soup", help="average fine-tunes' weights into one model (fer-hub soup --help)", add_help=False
+    )
+    s.set_defaults(fn=None)
     return p
 
 
@@ -512,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.cli import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["soup"]:
+        from .training.cli import soup_main
+
+        return soup_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     _CREATED.clear()

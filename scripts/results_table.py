@@ -22,6 +22,14 @@ def pct(x: float, n: int | None = None) -> str:
     return f"{100 * x:.2f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
+def how_made(m: dict) -> str:
+    """The epochs and training cells of a run, or what a weight soup averaged."""
+    if soup := m.get("soup"):
+        kept = sum(i["kept"] for i in soup["ingredients"])
+        return f"weight soup of {kept} of {len(soup['ingredients'])} fine-tunes | -"
+    return f"{m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 3600:.2f} h"
+
+
 def main() -> None:
     shipped = {n: ROOT / "space" / "checkpoints" / n / "metrics.json" for n in NAMES}
     rows = {n: json.loads(p.read_text()) for n, p in shipped.items() if p.is_file()}
@@ -34,7 +42,7 @@ def main() -> None:
             s = m[split]
             print(
                 f"| {NAMES[n]} | {split} | {pct(s['accuracy'], s['n'])} | {pct(s['accuracy_tta'], s['n'])} | {s['macro_f1']:.4f} | "
-                f"{m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 3600:.2f} h | {m['hardware']} |"
+                f"{how_made(m)} | {m['hardware']} |"
             )
     print("\nPer-class F1 on test:\n")
     classes = list(next(iter(rows.values()))["test"]["per_class"]) if rows else []

@@ -33,13 +33,18 @@ def test_shipped_checkpoint_is_a_full_training_run_above_the_bar(name):
     args = json.loads((folder / "training_args.json").read_text())
     assert args["model"] == name and args["limit"] is None and not metrics["interrupted"]
     assert metrics["n_train"] == 28709 and metrics["n_test"] == 3589  # all of FER-2013's train
-    # a full run, or a fine-tune of one that must have beaten its starting weights on validation
-    init = metrics.get("init")
-    assert metrics["epochs_run"] >= 10 or (
-        init
-        and metrics["epochs_run"] >= 3
-        and metrics["validation"]["accuracy"] > init["validation_accuracy"]
-    )
+    # a full run, a fine-tune of one that must have beaten its starting weights on validation,
+    # or a weight soup of several, better on validation than each ingredient it kept
+    init, soup = metrics.get("init"), metrics.get("soup")
+    if soup:
+        kept = [i for i in soup["ingredients"] if i["kept"]]
+        assert len(kept) >= 2 and all(soup["validation_accuracy"] >= i["alone"] for i in kept)
+    else:
+        assert metrics["epochs_run"] >= 10 or (
+            init
+            and metrics["epochs_run"] >= 3
+            and metrics["validation"]["accuracy"] > init["validation_accuracy"]
+        )
     assert metrics["test"]["accuracy"] >= BARS[name]
     assert not (folder / "training_state.pt").exists()
     assert (folder / "model.safetensors").stat().st_size < 16 * 2**20

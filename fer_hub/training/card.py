@@ -198,6 +198,33 @@ def _recipe_text(metrics: dict, config: dict) -> tuple[str, str, str]:
     return augmentation, recipe, reproduce_command({**defaults, **config})
 
 
+def _run_text(metrics: dict) -> str:
+    return f"""Best epoch on validation: {metrics["best_epoch"]} of {metrics["epochs_run"]} run. Test was
+evaluated once, after model selection. Hardware: {metrics["hardware"]} (torch
+{metrics["torch_version"]}); training loop {metrics["train_seconds"]:.1f} s,
+{metrics["seconds_per_epoch"]:.2f} s and {metrics["images_per_second"]:,.0f} images/s per epoch."""
+
+
+def _soup_text(soup: dict, metrics: dict) -> str:
+    """How a weight soup was made: the rule, and every ingredient it read, kept or not."""
+    ingredients = soup["ingredients"]
+    rows = "\n".join(
+        f"| `{i['folder']}` | `{i.get('sha256', '?')[:16]}` | {_pct(i['alone'])} | {_pct(i['soup_after'])} | "
+        f"{'kept' if i['kept'] else 'left out'} |"
+        for i in ingredients
+    )
+    kept = sum(i["kept"] for i in ingredients)
+    return f"""A weight soup (Wortsman et al. 2022): the average of the weights of {kept} of the
+{len(ingredients)} fine-tunes below, added best first and each kept only when validation
+accuracy (with the better of plain and flip-TTA scoring) did not drop; BatchNorm statistics
+re-estimated on {soup["batchnorm_faces"]:,} training faces for every candidate. Test was evaluated
+once, after the choice. Made on {metrics["hardware"]} (torch {metrics["torch_version"]}).
+
+| ingredient | model.safetensors sha256 | validation alone | soup after adding it | |
+|---|---|---|---|---|
+{rows}"""
+
+
 def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
     """Model card for one training run: `metrics` as written to metrics.json, `config` the
     TrainConfig as a dict, `model_cls` the trained class."""
@@ -216,6 +243,15 @@ def build_model_card(metrics: dict, config: dict, model_cls: type) -> ModelCard:
         else ""
     )
     calibration = _calibration_text(metrics.get("calibration"))
+    if soup := metrics.get("soup"):
+        made, curves = _soup_text(soup, metrics), ""
+        augmentation = "The best ingredient's recipe: " + augmentation
+        steps = [f"`{i['command']}`" for i in soup["ingredients"] if i.get("command")]
+        reproduce = "Reproduce: train the ingredients,\n\n" + "".join(f"- {c}\n" for c in steps)
+        reproduce += f"\nthen make the soup: `{soup['command']}`"
+    else:
+        made, curves = _run_text(metrics), "![training curves](training_curves.png)"
+        reproduce = f"Reproduce: `{command}`"
 
     text = f"""---
 {data.to_yaml()}
@@ -245,10 +281,7 @@ probs = model.predict_proba(preprocess(face_crop_pil_image))   # (1, 7) calibrat
 
 ## Results
 
-Best epoch on validation: {metrics["best_epoch"]} of {metrics["epochs_run"]} run. Test was
-evaluated once, after model selection. Hardware: {metrics["hardware"]} (torch
-{metrics["torch_version"]}); training loop {metrics["train_seconds"]:.1f} s,
-{metrics["seconds_per_epoch"]:.2f} s and {metrics["images_per_second"]:,.0f} images/s per epoch.
+{made}
 
 | split | images | accuracy (95% interval) | accuracy, flip TTA (95% interval) | macro-F1 | macro-F1 (TTA) |
 |---|---|---|---|---|---|
@@ -260,7 +293,7 @@ Per class on {per_class_split}:
 |---|---|---|---|---|
 {per_class}
 
-{figures}![training curves](training_curves.png)
+{figures}{curves}
 {calibration}
 ## Training data
 
@@ -276,7 +309,7 @@ FER-2013 (Goodfellow et al., 2013), loaded with `datasets.load_dataset({dataset!
 |---|---|
 {recipe}
 
-Reproduce: `{command}`
+{reproduce}
 
 ## Intended use and limitations
 

@@ -1,5 +1,5 @@
-"""The training wing's command lines: `train_hub.py` / `fer-train` / `fer-hub train`, and
-`fer-hub calibrate`."""
+"""The training wing's command lines: `train_hub.py` / `fer-train` / `fer-hub train`,
+`fer-hub calibrate` and `fer-hub soup`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 from ..errors import FerHubError, NotFoundError
 from .config import build_parser, config_from_args
 from .data import DEFAULT_DATASET, load_fer2013
-from .folder import calibrate_folder, write_model_folder
+from .folder import calibrate_folder, check_new_folder, write_model_folder, write_soup_folder
 from .loop import train
 from .state import STATE_FILE
 
-__all__ = ["main", "calibrate_main"]
+__all__ = ["main", "calibrate_main", "soup_main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +72,38 @@ def calibrate_main(argv: list[str] | None = None) -> int:
             raise NotFoundError(f"{args.folder}: no config.json; give a model folder written by train_hub.py")
         data = load_fer2013(args.dataset, revision=args.revision)
         calibrate_folder(args.folder, data)
+    except FerHubError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def soup_main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="fer-hub soup",
+        description="Average the weights of fine-tunes of one model (a greedy weight soup, chosen on "
+        "the validation split), then calibrate the soup and measure it on test, into a new model folder.",
+    )
+    p.add_argument("output", help="new model folder for the soup")
+    p.add_argument("ingredients", nargs="+", help="model folders: fine-tunes of the same starting weights")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
+    p.add_argument("--revision", default=None, help="dataset commit (default: the pinned one)")
+    args = p.parse_args(argv)
+    try:
+        from .soup import greedy_soup
+
+        for folder in args.ingredients:
+            if not (Path(folder) / "config.json").is_file():
+                raise NotFoundError(f"{folder}: no config.json; give model folders written by train_hub.py")
+        out = check_new_folder(args.output)  # before the work, not after
+        data = load_fer2013(args.dataset, revision=args.revision)
+        soup = greedy_soup(args.ingredients, data)
+        command = " ".join(["fer-hub soup", args.output, *args.ingredients, "--dataset", args.dataset])
+        write_soup_folder(soup, data, args.output, command)
+        print(
+            f"[soup] {len(soup.kept)} of {len(args.ingredients)} kept; validation {soup.validation_accuracy:.2%}"
+        )
+        print(f"[done] model folder written to {out.resolve()}")
     except FerHubError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

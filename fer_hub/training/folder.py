@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import InputError
 from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
@@ -24,12 +25,21 @@ from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
 from .evaluate import choose_int8, logit_passes, metrics_of, scored, tta_is_better
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
+from .soup import BATCHNORM_FACES
 from .state import TEMP_PREFIX
 
 if TYPE_CHECKING:
     from .loop import RunResult
+    from .soup import Soup
 
-__all__ = ["write_model_folder", "calibrate_folder", "write_calibration", "refresh_model_card"]
+__all__ = [
+    "write_model_folder",
+    "write_soup_folder",
+    "check_new_folder",
+    "calibrate_folder",
+    "write_calibration",
+    "refresh_model_card",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,6 +65,61 @@ def write_model_folder(result: RunResult, output: str | Path) -> Path:
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+    return out
+
+
+def check_new_folder(output: str | Path) -> Path:
+    """`output` as a Path, when it names no file and no folder with anything in it: where a
+    model folder made from others is written, so no file of an older model carries over."""
+    out = Path(output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{output} already exists and is not empty: give a new folder")
+    return out
+
+
+def write_soup_folder(soup: Soup, data, output: str | Path, command: str) -> Path:
+    """Write `soup` (see `soup.greedy_soup`) as a model folder into `output`, which must not
+    exist yet or be empty, and calibrate it there (which also measures it on test, once).
+
+    The weights are saved in the precision of the best ingredient's, its training arguments
+    describe the ingredients' recipe, and metrics.json records every ingredient: what `command`
+    (the command line that made the soup) read and whether the soup kept it."""
+    import torch
+
+    from .loop import device_description
+
+    out = check_new_folder(output)
+    best = Path(soup.ingredients[0]["folder"])
+    args = json.loads((best / "training_args.json").read_text())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
+    try:
+        model = copy.deepcopy(soup.model)
+        (model.half() if args.get("save_dtype") == "float16" else model).save_pretrained(staged)
+        _update_config(staged, hub_metadata(args["dataset"]))
+        (staged / "training_args.json").write_text(json.dumps(args, indent=2))
+        metrics = {
+            "soup": {
+                "command": command,
+                "validation_accuracy": soup.validation_accuracy,
+                "batchnorm_faces": BATCHNORM_FACES,
+                "ingredients": soup.ingredients,
+            },
+            "interrupted": False,
+            "hardware": device_description(torch.device("cpu")),
+            "torch_version": torch.__version__,
+            "n_train": len(data.x_train),
+            "n_validation": len(data.x_val),
+            "n_test": None if data.x_test is None else len(data.x_test),
+            "parameters": sum(p.numel() for p in soup.model.parameters()),
+            "data_notes": data.notes,
+        }
+        (staged / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        _replace_folder(out, staged)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    calibrate_folder(out, data)
     return out
 
 
