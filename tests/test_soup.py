@@ -128,7 +128,7 @@ def test_soup_command_writes_a_calibrated_folder_whose_card_names_every_ingredie
     from fer_hub.training.loop import train
 
     start = write_model_folder(
-        train(TrainConfig(dataset=str(tiny_fer), epochs=3, batch_size=32), log=quiet), tmp_path / "start"
+        train(TrainConfig(dataset=str(tiny_fer), epochs=1, batch_size=32), log=quiet), tmp_path / "start"
     )
     tunes = []
     for seed in (1, 2):

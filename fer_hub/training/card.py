@@ -215,7 +215,7 @@ def _soup_text(soup: dict, metrics: dict) -> str:
     )
     kept = sum(i["kept"] for i in ingredients)
     return f"""A weight soup (Wortsman et al. 2022): the average of the weights of {kept} of the
-{len(ingredients)} fine-tunes below, added best first and each kept only when validation
+{len(ingredients)} models below (one model and fine-tunes of it), added best first and each kept only when validation
 accuracy (with the better of plain and flip-TTA scoring) did not drop; BatchNorm statistics
 re-estimated on {soup["batchnorm_faces"]:,} training faces for every candidate. Test was evaluated
 once, after the choice. Made on {metrics["hardware"]} (torch {metrics["torch_version"]}).
