@@ -68,14 +68,19 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     p.add_argument("--revision", default=None, help="dataset commit (default: the pinned one)")
     args = p.parse_args(argv)
     try:
-        if not (Path(args.folder) / "config.json").is_file():
-            raise NotFoundError(f"{args.folder}: no config.json; give a model folder written by train_hub.py")
+        check_model_folder(args.folder)
         data = load_fer2013(args.dataset, revision=args.revision)
         calibrate_folder(args.folder, data)
     except FerHubError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def check_model_folder(folder: str) -> None:
+    """Refuse, before any data is loaded, a folder that holds no model."""
+    if not (Path(folder) / "config.json").is_file():
+        raise NotFoundError(f"{folder}: no config.json; give a model folder written by train_hub.py")
 
 
 def soup_main(argv: list[str] | None = None) -> int:
@@ -93,8 +98,7 @@ def soup_main(argv: list[str] | None = None) -> int:
         from .soup import greedy_soup
 
         for folder in args.ingredients:
-            if not (Path(folder) / "config.json").is_file():
-                raise NotFoundError(f"{folder}: no config.json; give model folders written by train_hub.py")
+            check_model_folder(folder)
         out = check_new_folder(args.output)  # before the work, not after
         data = load_fer2013(args.dataset, revision=args.revision)
         soup = greedy_soup(args.ingredients, data)

@@ -53,14 +53,18 @@ def write_model_folder(result: RunResult, output: str | Path) -> Path:
     Atomically: the files are written into a hidden folder beside `output`, which then takes its
     place in one rename, so a crash or a full disk never leaves a half-written folder that looks
     like a model. Files of `output` the new folder lacks (the training state, a log) move along."""
-    out = Path(output)
+    return _write_atomically(Path(output), lambda staged: _write_model_files(result, staged))
+
+
+def _write_atomically(out: Path, write_files) -> Path:
+    """Call `write_files(staged)` on a hidden folder beside `out`, then put it in `out`'s place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
     try:
         umask = os.umask(0)
         os.umask(umask)
         staged.chmod(0o777 & ~umask)  # mkdtemp makes it private; a model folder is not
-        _write_model_files(result, staged)
+        write_files(staged)
         _replace_folder(out, staged)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -91,9 +95,8 @@ def write_soup_folder(soup: Soup, data, output: str | Path, command: str) -> Pat
     out = check_new_folder(output)
     best = Path(soup.ingredients[0]["folder"])
     args = json.loads((best / "training_args.json").read_text())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
-    try:
+
+    def write_files(staged: Path) -> None:
         model = copy.deepcopy(soup.model)
         (model.half() if args.get("save_dtype") == "float16" else model).save_pretrained(staged)
         _update_config(staged, hub_metadata(args["dataset"]))
@@ -115,10 +118,8 @@ def write_soup_folder(soup: Soup, data, output: str | Path, command: str) -> Pat
             "data_notes": data.notes,
         }
         (staged / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        _replace_folder(out, staged)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+
+    _write_atomically(out, write_files)
     calibrate_folder(out, data)
     return out
 

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..models import load_model
 from ..preprocess import normalize
 from .config import TrainConfig, reproduce_command
-from .evaluate import logit_passes, scored
+from .evaluate import logit_passes, scored, tta_is_better
 from .loop import folder_record
 
 __all__ = ["average_weights", "refresh_batchnorm", "greedy_soup", "Soup", "BATCHNORM_FACES"]
@@ -84,8 +84,8 @@ def best_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[f
     """(accuracy, tta) of the model's better scoring on (x, y): plain or flip TTA, the choice
     `fer-hub calibrate` then makes the same way."""
     passes = logit_passes(model, x)
-    plain, tta = (float((scored(passes, t).argmax(-1) == y).float().mean()) for t in (False, True))
-    return (tta, True) if tta > plain else (plain, False)
+    tta = tta_is_better(passes, y)
+    return float((scored(passes, tta).argmax(-1) == y).float().mean()), tta
 
 
 @dataclass
