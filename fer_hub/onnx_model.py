@@ -145,17 +145,13 @@ class OnnxClassifier:
     `clf(x)` maps a normalized float tensor (B, 1, 48, 48) to logits (B, 7)."""
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from .onnx_session import cpu_session
 
         path = Path(path)
         if not path.is_file():
             raise NotFoundError(f"{path}: no such ONNX file")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see fer_hub.retinaface
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(path, threads)
         except Exception as e:  # noqa: BLE001 - onnxruntime's errors share no base class
             raise InputError(f"{path}: not an ONNX model onnxruntime can load ({type(e).__name__})") from None
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -70,16 +70,9 @@ class RetinaFace:
     """Thread-safe (onnxruntime sessions are); `threads` caps onnxruntime's intra-op threads."""
 
     def __init__(self, *, threads: int | None = 2, nms_threshold: float = 0.4) -> None:
-        import onnxruntime as ort
+        from .onnx_session import cpu_session
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # onnxruntime's threads spin for a while after each run by default, stealing the cores
-        # from the classifier that runs right after: measured 3x slower classification.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(WEIGHTS), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(WEIGHTS, threads)
         self.nms_threshold = nms_threshold
 
     def __call__(self, rgb: np.ndarray, score_threshold: float) -> list[Detection]:
