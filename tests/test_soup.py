@@ -11,8 +11,9 @@ import torch
 from fer_hub import CnnModel2, CustomCNN, load_model
 from fer_hub.errors import InputError
 from fer_hub.preprocess import normalize
+from fer_hub.training.batchnorm import refresh_batchnorm
 from fer_hub.training.data import load_fer2013
-from fer_hub.training.soup import average_weights, best_accuracy, greedy_soup, refresh_batchnorm
+from fer_hub.training.soup import average_weights, best_accuracy, greedy_soup
 
 
 def quiet(*_):
@@ -114,8 +115,24 @@ def test_greedy_soup_refuses_mixed_architectures_and_a_folder_named_twice(tiny_f
         greedy_soup([tmp_path / "a", tmp_path / "b"], data, log=quiet)
     with pytest.raises(InputError, match="twice"):
         greedy_soup([tmp_path / "a", tmp_path / "a"], data, log=quiet)
-    with pytest.raises(InputError, match="at least two"):
-        greedy_soup([tmp_path / "a"], data, log=quiet)
+    with pytest.raises(InputError, match="at least one"):
+        greedy_soup([], data, log=quiet)
+
+
+def test_a_soup_of_one_folder_is_its_model_with_batchnorm_statistics_re_estimated(tiny_fer, tmp_path):
+    data = load_fer2013(str(tiny_fer), log=quiet)
+    model = trained_custom_cnn(data)
+    first_norm(model).running_mean.fill_(123.0)  # stale statistics, as an EMA leaves them
+    model.save_pretrained(tmp_path / "one")
+    soup = greedy_soup([tmp_path / "one"], data, log=quiet)
+    assert (
+        soup.kept == [str(tmp_path / "one")] and soup.ingredients[0]["soup_after"] == soup.validation_accuracy
+    )
+    weights = {k: v for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(soup.model.state_dict()[k], v) for k, v in weights.items())  # unchanged
+    assert not torch.equal(first_norm(soup.model).running_mean, first_norm(model).running_mean)
+    expected = refresh_batchnorm(load_model(tmp_path / "one").float(), data.x_train)
+    assert torch.equal(first_norm(soup.model).running_var, first_norm(expected).running_var)
 
 
 @pytest.mark.slow

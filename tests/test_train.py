@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -521,3 +522,32 @@ def test_a_bug_in_training_keeps_its_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(cli_mod, "train", bug)  # not the user's input: no "error:" line hides it
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         main(["--dataset", "unused", "--output", str(tmp_path / "o")])
+
+
+def test_ema_batchnorm_validates_and_ships_the_weight_average_with_its_own_statistics(tiny_fer, tmp_path):
+    from fer_hub.training.batchnorm import refresh_batchnorm
+    from fer_hub.training.data import load_fer2013
+
+    x_train = load_fer2013(str(tiny_fer), log=lambda *_: None).x_train
+    shipped = {}
+    for faces in (0, 64):
+        cfg = quick(
+            tiny_fer, tmp_path / str(faces), model="custom-cnn", epochs=1, ema=0.9, ema_batchnorm=faces
+        )
+        shipped[faces] = train(cfg, log=lambda *_: None).model
+    # the same weights either way: only the statistics the average carries differ
+    assert torch.equal(shipped[0].fc2.weight, shipped[64].fc2.weight)
+    expected = refresh_batchnorm(copy.deepcopy(shipped[64]), x_train, faces=64)
+    norm = lambda m: m.features[0][2]  # noqa: E731 - conv, ReLU, BatchNorm
+    # (up to float rounding: training holds the weights channels-last)
+    assert torch.allclose(norm(shipped[64]).running_mean, norm(expected).running_mean, atol=1e-4)
+    assert torch.allclose(norm(shipped[64]).running_var, norm(expected).running_var, rtol=1e-2, atol=1e-6)
+    assert not torch.allclose(norm(shipped[0]).running_mean, norm(expected).running_mean, atol=1e-3)
+
+
+def test_ema_batchnorm_needs_a_weight_average(capsys):
+    from fer_hub.training.cli import main as train_main
+
+    with pytest.raises(SystemExit):
+        train_main(["--ema-batchnorm", "4096"])  # the reference recipe has no weight average
+    assert "--ema-batchnorm 4096" in capsys.readouterr().err

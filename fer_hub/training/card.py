@@ -214,6 +214,15 @@ def _soup_text(soup: dict, metrics: dict) -> str:
         for i in ingredients
     )
     kept = sum(i["kept"] for i in ingredients)
+    if len(ingredients) == 1:
+        return f"""The weights of the model below, unchanged, with their BatchNorm statistics re-estimated
+on {soup["batchnorm_faces"]:,} training faces: the running statistics training kept were averaged
+along with the weights by its weight average (EMA), so they described none of the weights. Test
+was evaluated once, after the choice. Made on {metrics["hardware"]} (torch {metrics["torch_version"]}).
+
+| model | model.safetensors sha256 | validation, statistics re-estimated | |
+|---|---|---|---|
+| `{ingredients[0]["folder"]}` | `{ingredients[0].get("sha256", "?")[:16]}` | {_pct(ingredients[0]["alone"])} | |"""
     return f"""A weight soup (Wortsman et al. 2022): the average of the weights of {kept} of the
 {len(ingredients)} models below (one model and fine-tunes of it), added best first and each kept only when validation
 accuracy (with the better of plain and flip-TTA scoring) did not drop; BatchNorm statistics

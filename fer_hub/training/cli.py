@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if cfg.ema_batchnorm < 0 or (cfg.ema_batchnorm and not cfg.ema):
+        parser.error(
+            f"--ema-batchnorm {cfg.ema_batchnorm}: a number of faces (0 = off), for a run with a weight average (--ema)"
+        )
     try:
         if cfg.push:
             from .hub import check_can_push
@@ -87,10 +91,13 @@ def soup_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="fer-hub soup",
         description="Average the weights of fine-tunes of one model (a greedy weight soup, chosen on "
-        "the validation split), then calibrate the soup and measure it on test, into a new model folder.",
+        "the validation split), then calibrate the soup and measure it on test, into a new model folder. "
+        "One folder: that model with its BatchNorm statistics re-estimated on training faces.",
     )
     p.add_argument("output", help="new model folder for the soup")
-    p.add_argument("ingredients", nargs="+", help="model folders: fine-tunes of the same starting weights")
+    p.add_argument(
+        "ingredients", nargs="+", help="model folders: fine-tunes of the same starting weights (or one model)"
+    )
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
     p.add_argument("--revision", default=None, help="dataset commit (default: the pinned one)")
     args = p.parse_args(argv)

@@ -119,6 +119,9 @@ class TrainConfig:
     patience: int = setting(5, "early-stopping patience in epochs, 0 = off ({recipes})", group=RECIPE, card=True, type=int)  # fmt: skip
     # decay of the weight average that is validated and shipped
     ema: float = setting(0.0, "weight-average decay, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
+    # the weight average averages BatchNorm's running statistics with the weights, so they lag
+    # behind them (training/batchnorm.py); re-estimated, the weights validated are what ships
+    ema_batchnorm: int = setting(0, "re-estimate the weight average's BatchNorm statistics on this many training faces before each validation, 0 = keep the averaged ones ({recipes})", group=RECIPE, card=True, type=int)  # fmt: skip
     weight_decay: float = setting(1e-4, "weight decay ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
     label_smoothing: float = setting(0.1, card=True)
     # step: StepLR(step_size, gamma) per epoch; onecycle: per step

@@ -21,11 +21,11 @@ from ..errors import InputError
 from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
+from .batchnorm import BATCHNORM_FACES
 from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
 from .evaluate import choose_int8, logit_passes, metrics_of, scored, tta_is_better
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
-from .soup import BATCHNORM_FACES
 from .state import TEMP_PREFIX
 
 if TYPE_CHECKING:

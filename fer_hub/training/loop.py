@@ -30,6 +30,7 @@ from ..labels import EMOTIONS
 from ..models import MODELS
 from ..preprocess import normalize
 from .augment import AugmentConfig, augment_batch
+from .batchnorm import refresh_batchnorm
 from .calibration import calibration_report, no_signal_note
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
@@ -413,6 +414,8 @@ def end_epoch(run: Run, state: TrainState, record: dict, data: FERData, state_pa
     early stopping, and save the whole run to `state_path` before the epoch's line is printed."""
     cfg, t0 = run.cfg, time.perf_counter()
     autocast_dtype = torch.bfloat16 if run.use_bf16 else None
+    if run.ema and cfg.ema_batchnorm:
+        refresh_batchnorm(run.ema.module, run.X, faces=cfg.ema_batchnorm)
     val_pred = predict_proba(run.shipped, data.x_val, device=run.device, autocast_dtype=autocast_dtype)
     val_acc = float((val_pred.argmax(-1) == data.y_val).float().mean())
     record.update(

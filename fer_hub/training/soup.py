@@ -8,6 +8,10 @@ not drop, so an ingredient that hurts (or one from another basin, whose average 
 is no model at all) is left out. BatchNorm's running statistics are re-estimated for every
 candidate on training faces: the average of the ingredients' statistics is not the statistics
 of the averaged weights' activations.
+
+A soup of one folder is that model with its BatchNorm statistics re-estimated and nothing else:
+training keeps a weight average (EMA) whose running statistics are averaged with the weights,
+so they describe none of the weights that ship.
 """
 
 from __future__ import annotations
@@ -23,16 +27,12 @@ from torch import nn
 
 from ..errors import InputError
 from ..models import load_model
-from ..preprocess import normalize
+from .batchnorm import refresh_batchnorm
 from .config import TrainConfig, reproduce_command
 from .evaluate import logit_passes, scored, tta_is_better
 from .loop import folder_record
 
-__all__ = ["average_weights", "refresh_batchnorm", "greedy_soup", "Soup", "BATCHNORM_FACES"]
-
-# Training faces the BatchNorm statistics of a soup are estimated on: enough that a rerun with
-# another seed moves validation accuracy by a few faces at most, a fraction of an epoch's cost.
-BATCHNORM_FACES = 8192
+__all__ = ["average_weights", "greedy_soup", "Soup"]
 
 
 def average_weights(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
@@ -46,38 +46,6 @@ def average_weights(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
         else:
             out[name] = first
     return out
-
-
-@torch.no_grad()
-def refresh_batchnorm(
-    model: nn.Module,
-    x_train: torch.Tensor,
-    *,
-    faces: int = BATCHNORM_FACES,
-    seed: int = 0,
-    batch_size: int = 256,
-) -> nn.Module:
-    """Re-estimate `model`'s BatchNorm running statistics, in place, as the plain average over
-    `faces` seeded training faces (uint8, (N, 1, 48, 48)), each mirrored or not by a coin flip as
-    training saw them; returns the model in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return model.eval()
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches, not an exponential one
-    g = torch.Generator().manual_seed(seed)
-    pick = torch.randperm(len(x_train), generator=g)[:faces]
-    flips = torch.rand(len(pick), generator=g) < 0.5
-    model.train()
-    for i in range(0, len(pick), batch_size):
-        xb = x_train[pick[i : i + batch_size]]
-        xb = torch.where(flips[i : i + batch_size, None, None, None], xb.flip(-1), xb)
-        model(normalize(xb))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    return model.eval()
 
 
 def best_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, bool]:
@@ -105,9 +73,10 @@ class Soup:
 def greedy_soup(folders: Sequence[str | Path], data, *, log=print) -> Soup:
     """The greedy soup of the model folders `folders` (fine-tunes of one starting point, one
     architecture) on `data` (a FERData): each ingredient is scored alone with its BatchNorm
-    refreshed, then added best first and kept when the soup's validation accuracy does not drop."""
-    if len(folders) < 2:
-        raise InputError("a soup needs at least two model folders")
+    refreshed, then added best first and kept when the soup's validation accuracy does not drop.
+    One folder: that model with its BatchNorm refreshed."""
+    if not folders:
+        raise InputError("a soup needs at least one model folder")
     if len({Path(f).resolve() for f in folders}) < len(folders):
         raise InputError("the same model folder is named twice: give each ingredient once")
     models = [load_model(f).float() for f in folders]
