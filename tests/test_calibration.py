@@ -144,7 +144,7 @@ def test_calibrate_keeps_the_int8_export_only_where_validation_says_it_scores_as
 
     monkeypatch.setattr(folder_module, "choose_int8", decide)
     folder = tmp_path / "m"
-    shutil.copytree(tiny_checkpoints / "cnn-model2", folder)
+    shutil.copytree(tiny_checkpoints / "custom-cnn", folder)  # the smaller network: the same code path
     report = calibrate_folder(folder, load_fer2013(str(tiny_fer), log=lambda *_: None), log=lambda *_: None)
     assert chosen and report["int8"] is kept and (folder / INT8_FILE).is_file() is kept
     assert set(report["validation_accuracy_by_precision"]) == {"float32", "int8"}

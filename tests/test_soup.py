@@ -24,8 +24,18 @@ def first_norm(model: CustomCNN) -> torch.nn.BatchNorm2d:
     return model.features[0][2]  # conv -> ReLU -> BatchNorm -> maxpool
 
 
+_TRAINED: dict[tuple[int, int], CustomCNN] = {}
+
+
 def trained_custom_cnn(data, steps: int = 5, seed: int = 0) -> CustomCNN:
-    """A CustomCNN fitted for a few steps on the tiny dataset: clearly better than chance."""
+    """A CustomCNN fitted for a few steps on the tiny dataset: clearly better than chance. Fitted
+    once per module (`tiny_fer` is the same seeded dataset in every test); each caller gets a copy."""
+    if (steps, seed) not in _TRAINED:
+        _TRAINED[steps, seed] = _fit_custom_cnn(data, steps, seed)
+    return copy.deepcopy(_TRAINED[steps, seed])
+
+
+def _fit_custom_cnn(data, steps: int, seed: int) -> CustomCNN:
     torch.manual_seed(seed)
     model = CustomCNN()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
