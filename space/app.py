@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -60,6 +61,7 @@ from views import (  # noqa: E402
 from fer_hub.draw import annotate  # noqa: E402
 from fer_hub.errors import FerHubError  # noqa: E402
 from fer_hub.images import ImageError  # noqa: E402
+from fer_hub.onnx_session import WAIT_POLICY_ENV  # noqa: E402
 from fer_hub.predict import Predictor  # noqa: E402
 from fer_hub.video import VideoError  # noqa: E402
 
@@ -69,6 +71,9 @@ _log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s")
 logging.getLogger("fer_hub.space").addHandler(_log_handler)
 logging.getLogger("fer_hub.space").setLevel(logging.INFO)
 
+# Requests, encoders and streams share a server's cores: onnxruntime's threads sleep between
+# operators instead of spinning (fer_hub/onnx_session.py); a deployer may still choose "active".
+os.environ.setdefault(WAIT_POLICY_ENV, "passive")
 try:
     PREDICTORS = load_predictors(HERE / "checkpoints")  # loaded once, shared by every request
 except FerHubError as e:  # nothing to serve: the cause and its fix, not a traceback

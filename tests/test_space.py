@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, write_clip
+from conftest import SHIPPED, free_port, load_app, write_clip
 from PIL import Image
 
 from fer_hub import EMOTIONS
@@ -677,3 +677,16 @@ def test_the_space_serves_predict_as_an_mcp_tool_with_a_described_image(served):
     ]
     assert predict.inputSchema["properties"]["model"]["enum"] == ["cnn-model2", "custom-cnn"]
     assert "already a face crop" in predict.inputSchema["properties"]["detect"]["description"]
+
+
+def test_the_space_serves_with_sleeping_onnxruntime_threads_unless_its_deployer_says_otherwise(monkeypatch):
+    from fer_hub.onnx_session import WAIT_POLICY_ENV
+
+    monkeypatch.setenv(WAIT_POLICY_ENV, "recorded")  # so the app's default is undone after the test
+    monkeypatch.delenv(WAIT_POLICY_ENV)
+    app = load_app(monkeypatch, SHIPPED)
+    predictor = app.PREDICTORS["cnn-model2"]
+    for session in (predictor.detector.net.session, predictor.model.session):
+        assert (
+            session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        )
