@@ -11,7 +11,7 @@ OMP_WAIT_POLICY, and `FER_HUB_WAIT_POLICY` sets it for the process:
   classifier right after the detector severalfold.
 - "passive": the threads sleep between operators. A server whose requests, encoders and (on one
   machine) browsers share the cores does better: spinning threads take cycles the others need.
-  The Space sets it (`space/views.py`; `benchmarks/bench_predict.py` and
+  The Space sets it (`space/app.py`; `benchmarks/bench_predict.py` and
   `benchmarks/bench_live_browser.py` measure both sides).
 
 The policy is read when a session is opened.
@@ -23,10 +23,18 @@ import os
 
 from .errors import InputError
 
-__all__ = ["cpu_session", "WAIT_POLICY_ENV", "WAIT_POLICIES"]
+__all__ = ["cpu_session", "wait_policy", "WAIT_POLICY_ENV", "WAIT_POLICIES"]
 
 WAIT_POLICY_ENV = "FER_HUB_WAIT_POLICY"
 WAIT_POLICIES = ("active", "passive")
+
+
+def wait_policy() -> str:
+    """The process's `FER_HUB_WAIT_POLICY` ("active" when unset); InputError for any other value."""
+    policy = os.environ.get(WAIT_POLICY_ENV, "active").strip().lower() or "active"
+    if policy not in WAIT_POLICIES:
+        raise InputError(f"{WAIT_POLICY_ENV}={policy!r}: expected one of {', '.join(WAIT_POLICIES)}")
+    return policy
 
 
 def cpu_session(path: str | os.PathLike, threads: int | None = None):
@@ -35,9 +43,7 @@ def cpu_session(path: str | os.PathLike, threads: int | None = None):
     as `FER_HUB_WAIT_POLICY` says."""
     import onnxruntime as ort
 
-    policy = os.environ.get(WAIT_POLICY_ENV, "active").strip().lower() or "active"
-    if policy not in WAIT_POLICIES:
-        raise InputError(f"{WAIT_POLICY_ENV}={policy!r}: expected one of {', '.join(WAIT_POLICIES)}")
+    policy = wait_policy()
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads

@@ -34,6 +34,7 @@ from .images import MAX_PIXELS, load_image
 from .labels import EMOTIONS
 from .models import load_model, model_file, tta_logits
 from .onnx_model import INT8_FILE
+from .onnx_session import wait_policy
 from .preprocess import preprocess
 from .results import ImageResult
 
@@ -69,6 +70,7 @@ class Predictor:
         the CPU and "torch" elsewhere, falling back to torch with a warning if the export fails."""
         if backend not in ("auto", "torch", "onnx", "int8"):
             raise ValueError(f"backend must be 'auto', 'torch', 'onnx' or 'int8', got {backend!r}")
+        wait_policy()  # a misspelt FER_HUB_WAIT_POLICY is an error here, not a fallback to torch below
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.torch_model = self.model if isinstance(self.model, torch.nn.Module) else None

@@ -35,7 +35,10 @@ def test_the_detector_and_the_onnx_classifier_open_their_sessions_the_same_way(t
     assert detector.get_session_options().intra_op_num_threads == 1
 
 
-def test_an_unknown_wait_policy_is_a_clear_error(monkeypatch):
+def test_an_unknown_wait_policy_is_a_clear_error(monkeypatch, tiny_checkpoints):
     monkeypatch.setenv(WAIT_POLICY_ENV, "turbo")
-    with pytest.raises(InputError, match="FER_HUB_WAIT_POLICY='turbo': expected one of active, passive"):
+    message = "FER_HUB_WAIT_POLICY='turbo': expected one of active, passive"
+    with pytest.raises(InputError, match=message):
         cpu_session(WEIGHTS)
+    with pytest.raises(InputError, match=message):  # not mistaken for an unreadable model
+        Predictor.from_pretrained(tiny_checkpoints / "custom-cnn", detector="haar")
