@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -171,6 +172,8 @@ def test_soup_command_writes_a_calibrated_folder_whose_card_names_every_ingredie
         metrics["soup"]["ingredients"]
     ) == 2
     assert load_model(out).predict_proba(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
+    # readable by others, as a trained folder is (the staged folder it was written in was private)
+    assert out.stat().st_mode & 0o777 == Path(tunes[0]).stat().st_mode & 0o777 and out.stat().st_mode & 0o055
     card = (out / "README.md").read_text()
     assert "weight soup" in card and "training_curves.png" not in card
     for tune in tunes:
