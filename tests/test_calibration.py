@@ -129,6 +129,7 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
         assert metrics[split]["accuracy_tta"] == pytest.approx(float((flip == y).float().mean()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kept", [True, False])
 def test_calibrate_keeps_the_int8_export_only_where_validation_says_it_scores_as_well(
     kept, tiny_checkpoints, tiny_fer, tmp_path, monkeypatch, astronaut

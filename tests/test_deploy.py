@@ -63,6 +63,7 @@ def _needs_runtime():
         pytest.skip("onnxruntime-web is not installed: npm ci --prefix web --ignore-scripts")
 
 
+@pytest.mark.slow
 def test_static_deploy_builds_the_in_browser_app_as_a_static_space_linking_to_the_gradio_one(tmp_path):
     import json
 

@@ -93,6 +93,7 @@ def test_refresh_batchnorm_replaces_stale_statistics_with_the_training_faces_own
     assert torch.equal(first_norm(again).running_var, first_norm(model).running_var)
 
 
+@pytest.mark.slow
 def test_greedy_soup_keeps_fine_tunes_of_one_start_and_leaves_out_one_that_hurts(tiny_fer, tmp_path):
     data = load_fer2013(str(tiny_fer), log=quiet)
     base = trained_custom_cnn(data)

@@ -356,6 +356,7 @@ def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp
         train(bad, log=lambda *_: None)
 
 
+@pytest.mark.slow
 def test_a_warm_start_begins_from_the_given_folders_weights_and_is_recorded(tiny_fer, tmp_path):
     start = write_model_folder(
         train(quick(tiny_fer, tmp_path, epochs=1), log=lambda *_: None), tmp_path / "a"
@@ -524,6 +525,7 @@ def test_a_bug_in_training_keeps_its_traceback(monkeypatch, tmp_path):
         main(["--dataset", "unused", "--output", str(tmp_path / "o")])
 
 
+@pytest.mark.slow
 def test_ema_batchnorm_validates_and_ships_the_weight_average_with_its_own_statistics(tiny_fer, tmp_path):
     from fer_hub.training.batchnorm import refresh_batchnorm
     from fer_hub.training.data import load_fer2013
