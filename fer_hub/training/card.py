@@ -208,26 +208,26 @@ evaluated once, after model selection. Hardware: {metrics["hardware"]} (torch
 def _soup_text(soup: dict, metrics: dict) -> str:
     """How a weight soup was made: the rule, and every ingredient it read, kept or not."""
     ingredients = soup["ingredients"]
+    made = f"""Test was evaluated once, after the choice. Made on {metrics["hardware"]} (torch {metrics["torch_version"]})."""
+    if len(ingredients) == 1:
+        only = ingredients[0]
+        return f"""The weights of the model below, unchanged, with their BatchNorm statistics re-estimated
+on {soup["batchnorm_faces"]:,} training faces: the running statistics training kept were averaged
+along with the weights by its weight average (EMA), so they described none of the weights. {made}
+
+| model | model.safetensors sha256 | validation, statistics re-estimated | |
+|---|---|---|---|
+| `{only["folder"]}` | `{only.get("sha256", "?")[:16]}` | {_pct(only["alone"])} | |"""
     rows = "\n".join(
         f"| `{i['folder']}` | `{i.get('sha256', '?')[:16]}` | {_pct(i['alone'])} | {_pct(i['soup_after'])} | "
         f"{'kept' if i['kept'] else 'left out'} |"
         for i in ingredients
     )
     kept = sum(i["kept"] for i in ingredients)
-    if len(ingredients) == 1:
-        return f"""The weights of the model below, unchanged, with their BatchNorm statistics re-estimated
-on {soup["batchnorm_faces"]:,} training faces: the running statistics training kept were averaged
-along with the weights by its weight average (EMA), so they described none of the weights. Test
-was evaluated once, after the choice. Made on {metrics["hardware"]} (torch {metrics["torch_version"]}).
-
-| model | model.safetensors sha256 | validation, statistics re-estimated | |
-|---|---|---|---|
-| `{ingredients[0]["folder"]}` | `{ingredients[0].get("sha256", "?")[:16]}` | {_pct(ingredients[0]["alone"])} | |"""
     return f"""A weight soup (Wortsman et al. 2022): the average of the weights of {kept} of the
 {len(ingredients)} models below (one model and fine-tunes of it), added best first and each kept only when validation
 accuracy (with the better of plain and flip-TTA scoring) did not drop; BatchNorm statistics
-re-estimated on {soup["batchnorm_faces"]:,} training faces for every candidate. Test was evaluated
-once, after the choice. Made on {metrics["hardware"]} (torch {metrics["torch_version"]}).
+re-estimated on {soup["batchnorm_faces"]:,} training faces for every candidate. {made}
 
 | ingredient | model.safetensors sha256 | validation alone | soup after adding it | |
 |---|---|---|---|---|

@@ -90,7 +90,8 @@ def greedy_soup(folders: Sequence[str | Path], data, *, log=print) -> Soup:
         log(f"[soup] {folder}: validation {accuracy:.2%} alone ({'flip TTA' if tta else 'plain'})")
     order = sorted(range(len(models)), key=lambda i: -records[i]["alone"])
     kept = [order[0]]
-    soup, best = _soup_of([models[i] for i in kept], data), records[order[0]]["alone"]
+    # a soup of one is that ingredient, whose statistics the loop above has just re-estimated
+    soup, best = copy.deepcopy(models[order[0]]), records[order[0]]["alone"]
     records[order[0]].update(kept=True, soup_after=best)
     for i in order[1:]:
         candidate = _soup_of([models[j] for j in kept + [i]], data)
