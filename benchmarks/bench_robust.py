@@ -7,8 +7,8 @@
 Builds FER-2013-C from a split's faces: each face under blur, sensor noise, JPEG compression,
 low resolution, low light and occlusion, at three severities (`CORRUPTIONS`), seeded, so every
 run and every model sees the same faces. Each model scores them through
-`Predictor.classify`'s defaults (its calibration and its "uncertain" threshold), as a user
-gets them. Per condition it prints accuracy, macro-F1, the lowest per-class recall, the share
+`Predictor.score`'s defaults (its calibration, its "uncertain" threshold and its energy cut
+for unfamiliar faces), as a user gets them. Per condition it prints accuracy, macro-F1, the lowest per-class recall, the share
 of faces called "neutral" (the collapse real photos show), the share marked certain, and the
 accuracy of the certain faces, whose promise (80% right on clean validation faces) is what the
 corruptions test. Models are compared on validation; `--split test` is for the final report.
@@ -86,11 +86,11 @@ def scores(predictor, images: list[Image.Image], y: torch.Tensor) -> dict:
     from fer_hub.labels import EMOTIONS
     from fer_hub.training.evaluate import classification_metrics
 
-    p = predictor.classify(images)
+    p, _, uncertain = predictor.score(images)
     pred = p.argmax(-1)
     m = classification_metrics(y, pred)
     worst = min(m["per_class"], key=lambda c: m["per_class"][c]["recall"])
-    certain = p.max(-1).values >= predictor.uncertain_below
+    certain = ~uncertain
     return {
         "accuracy": m["accuracy"],
         "macro_f1": m["macro_f1"],
@@ -120,7 +120,7 @@ def main() -> None:
     predictors = {Path(m).name: Predictor.from_pretrained(m) for m in args.models}
     print(
         f"FER-2013-C from the {args.split} split ({len(faces):,} faces x {len(conditions())} conditions); "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; Predictor.classify defaults"
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; Predictor.score defaults"
     )
     print("per model: accuracy, macro-F1, the class with the lowest recall and that recall, share called")
     print('"neutral", share certain (not marked uncertain), accuracy of the certain faces')

@@ -99,6 +99,7 @@ class _FERModel(
         uncertain_below: float,
         tta: bool,
         int8: bool = False,
+        sharpness_range: list[float] | None = None,
     ) -> None:
         if architecture != self.ARCHITECTURE:
             other = MODELS.get(architecture)
@@ -117,6 +118,14 @@ class _FERModel(
         # `uncertain_below` is reported as uncertain. Defaults: plain softmax, never uncertain.
         self.temperature = float(temperature)
         self.uncertain_below = float(uncertain_below)
+        # Also fitted on validation: a face whose crop's sharpness (`fer_hub.quality.sharpness`)
+        # is outside [low, high], the range of all but the bluntest and noisiest validation
+        # faces, is unlike the faces the model learnt from (blurred, shrunk from a few pixels,
+        # buried in noise), and is reported as unfamiliar, and so uncertain, however confident
+        # its probabilities look. None (folders calibrated before it existed): off.
+        if sharpness_range is not None and len(sharpness_range) != 2:
+            raise InputError(f"sharpness_range must be [low, high], got {sharpness_range!r}")
+        self.sharpness_range = None if sharpness_range is None else [float(v) for v in sharpness_range]
         # The default scoring, chosen on validation with the temperature and threshold above,
         # which are fitted for it: True scores a face by the mean of its logits and its mirror
         # image's (flip TTA).
@@ -214,9 +223,12 @@ class CustomCNN(_FERModel):
         uncertain_below: float = 0.0,
         tta: bool = False,
         int8: bool = False,
+        sharpness_range: list[float] | None = None,
     ) -> None:
         super().__init__()
-        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta, int8)
+        self._set_config(
+            architecture, num_classes, labels, temperature, uncertain_below, tta, int8, sharpness_range
+        )
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 1),  # (B, 64, 24, 24)
             _conv_block(64, 128, 1),  # (B, 128, 12, 12)
@@ -250,9 +262,12 @@ class CnnModel2(_FERModel):
         uncertain_below: float = 0.0,
         tta: bool = False,
         int8: bool = False,
+        sharpness_range: list[float] | None = None,
     ) -> None:
         super().__init__()
-        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta, int8)
+        self._set_config(
+            architecture, num_classes, labels, temperature, uncertain_below, tta, int8, sharpness_range
+        )
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 2),  # (B, 64, 24, 24)
             _conv_block(64, 128, 2),  # (B, 128, 12, 12)

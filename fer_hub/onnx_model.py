@@ -121,7 +121,7 @@ def export_digest(model: torch.nn.Module) -> str:
     import onnx
 
     h = hashlib.sha256()
-    for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below", "tta"):
+    for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below", "tta", "sharpness_range"):
         h.update(repr(getattr(model, key, None)).encode())
     h.update(f"{torch.__version__} {onnx.__version__} {EXPORT_FORMAT}".encode())
     for name, tensor in model.state_dict().items():
@@ -162,6 +162,8 @@ class OnnxClassifier:
         self.ARCHITECTURE = meta.get("fer_hub.architecture", "onnx")
         self.temperature = float(meta.get("fer_hub.temperature", 1.0))
         self.uncertain_below = float(meta.get("fer_hub.uncertain_below", 0.0))
+        sharp = json.loads(meta.get("fer_hub.sharpness_range", "null"))  # older exports: none
+        self.sharpness_range = None if sharp is None else [float(v) for v in sharp]
         self.tta = bool(json.loads(meta.get("fer_hub.tta", "false")))
         self.path = path
 
@@ -287,6 +289,7 @@ def metadata_of(model: torch.nn.Module) -> dict[str, str]:
         "fer_hub.temperature": repr(float(getattr(model, "temperature", 1.0))),
         "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
         "fer_hub.tta": json.dumps(bool(getattr(model, "tta", False))),
+        "fer_hub.sharpness_range": json.dumps(getattr(model, "sharpness_range", None)),
         "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
     }
 

@@ -4,12 +4,14 @@
     predictor("photo.jpg")
     # {"model": "cnn-model2", "face_found": True,
     #  "faces": [{"box": [x, y, w, h], "label": "happy", "probabilities": {"angry": 0.01, ...},
-    #             "uncertain": False}]}
+    #             "uncertain": False, "unfamiliar": False}]}
 
 Faces are found with `fer_hub.faces.FaceDetector` (RetinaFace by default), levelled on their
 eyes and framed as FER-2013 frames its faces (`fer_hub.align`), and classified in one batch. Probabilities are calibrated (the model's temperature, fitted on
-validation), and a face whose top probability is below the model's `uncertain_below` threshold
-says `"uncertain": True`. When no face is found, `faces` is empty and `face_found` False. A
+validation). A face unlike the faces the model learnt from (its crop blurrier or noisier than
+the model's `sharpness_range`, also fitted on validation: a face shrunk from a few pixels, out
+of focus, buried in sensor noise) says `"unfamiliar": True`; such a face, and one whose top
+probability is below the model's `uncertain_below` threshold, says `"uncertain": True`. When no face is found, `faces` is empty and `face_found` False. A
 picture that already is a face crop (a FER-2013 image, a cropped portrait) is classified whole
 with `detect=False`. One Predictor is safe to share between threads.
 """
@@ -21,6 +23,7 @@ import os
 import threading
 import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,9 +39,18 @@ from .models import load_model, model_file, tta_logits
 from .onnx_model import INT8_FILE
 from .onnx_session import wait_policy
 from .preprocess import preprocess
+from .quality import sharpness
 from .results import ImageResult
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "Scores"]
+
+
+class Scores(NamedTuple):
+    """What the classifier says of N face crops, with the model's default scoring."""
+
+    probabilities: torch.Tensor  # (N, 7) calibrated, EMOTIONS order
+    unfamiliar: torch.Tensor  # (N,) bool: crop sharpness outside the model's `sharpness_range`
+    uncertain: torch.Tensor  # (N,) bool: top probability below `uncertain_below`, or unfamiliar
 
 
 class Predictor:
@@ -120,6 +132,7 @@ class Predictor:
         self._explain_lock = threading.Lock()
         self.temperature = float(getattr(model, "temperature", 1.0))
         self.uncertain_below = float(getattr(model, "uncertain_below", 0.0))
+        self.sharpness_range = getattr(model, "sharpness_range", None)
         # Reorder the model's outputs into EMOTIONS order, by name.
         self._order = torch.tensor([labels.index(e) for e in EMOTIONS])
 
@@ -194,7 +207,7 @@ class Predictor:
         """Analyse many images; all their faces go through the network in one batch."""
         found = [self.find_faces(im, detect=detect, stream=stream) for im in images]
         crops = [crop for *_, face_crops in found for crop in face_crops]
-        probs = self.classify(crops, tta=tta)
+        probs, unfamiliar, uncertain = self.score(crops, tta=tta)
         maps = self.explain(crops, probs.argmax(-1)) if explain else None
         results, k = [], 0
         for face_found, boxes, squares, _ in found:
@@ -205,8 +218,8 @@ class Predictor:
                     "box": box.as_list(),
                     "label": EMOTIONS[int(np.argmax(p))],
                     "probabilities": dict(zip(EMOTIONS, p)),
-                    # Calibrated top probability below the threshold fitted on validation.
-                    "uncertain": bool(max(p) < self.uncertain_below),
+                    "uncertain": bool(uncertain[k]),
+                    "unfamiliar": bool(unfamiliar[k]),
                 }
                 if maps is not None:
                     face["crop_box"] = square[0].as_list()
@@ -238,19 +251,28 @@ class Predictor:
                 ]
             ).cpu()
 
-    @torch.inference_mode()
     def classify(self, crops: Sequence[Image.Image], *, tta: bool | None = None) -> torch.Tensor:
         """Probabilities (N, 7) in EMOTIONS order for face crops (any size; made 48x48 gray)."""
-        if not crops:
-            return torch.empty(0, len(EMOTIONS))
+        return self.score(crops, tta=tta).probabilities
+
+    @torch.inference_mode()
+    def score(self, crops: Sequence[Image.Image], *, tta: bool | None = None) -> Scores:
+        """Probabilities, and which faces are unfamiliar and uncertain, for face crops."""
         tta = self.tta if tta is None else tta
-        out = []
+        probs, sharp = [torch.empty(0, len(EMOTIONS))], [torch.empty(0)]
         for i in range(0, len(crops), 256):
             x = preprocess(list(crops[i : i + 256])).to(self.device)
             logits = tta_logits(self.model, x) if tta else self.model(x)
             # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
-            out.append((logits.float() / self.temperature).softmax(-1).cpu())
-        return torch.cat(out)[:, self._order]
+            probs.append((logits.float() / self.temperature).softmax(-1).cpu())
+            sharp.append(sharpness(x).cpu())
+        p, s = torch.cat(probs)[:, self._order], torch.cat(sharp)
+        if self.sharpness_range is None:
+            unfamiliar = torch.zeros(len(s), dtype=torch.bool)
+        else:
+            low, high = self.sharpness_range
+            unfamiliar = (s < low) | (s > high)
+        return Scores(p, unfamiliar, (p.max(-1).values < self.uncertain_below) | unfamiliar)
 
     def find_faces(
         self, image, *, detect: bool = True, stream: bool = False

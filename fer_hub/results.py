@@ -2,7 +2,7 @@
 command line, the video analysis and the Space write as CSV or JSON.
 
     {"model": "cnn-model2", "face_found": True,
-     "faces": [{"box": [x, y, w, h], "label": "happy", "uncertain": False,
+     "faces": [{"box": [x, y, w, h], "label": "happy", "uncertain": False, "unfamiliar": False,
                 "probabilities": {"angry": 0.01, ..., "surprise": 0.02}}]}
 """
 
@@ -20,6 +20,7 @@ from .labels import EMOTIONS
 __all__ = [
     "FaceResult",
     "ImageResult",
+    "FACE_FIELDS",
     "PREDICT_COLUMNS",
     "face_row",
     "image_rows",
@@ -34,7 +35,11 @@ class _FaceRequired(TypedDict):
     box: list[int]  # [x, y, w, h] in the image's pixels
     label: str  # the most probable of EMOTIONS
     probabilities: dict[str, float]  # all seven, calibrated, summing to 1
-    uncertain: bool  # top probability below the model's threshold fitted on validation
+    # top probability below the model's threshold fitted on validation, or unfamiliar
+    uncertain: bool
+    # the crop is blurrier or noisier than the faces the model was fitted on (its sharpness
+    # outside the model's range fitted on validation); uncertain too
+    unfamiliar: bool
 
 
 class FaceResult(_FaceRequired, total=False):
@@ -55,8 +60,10 @@ class ImageResult(TypedDict):
     faces: list[FaceResult]
 
 
+# What a row says of one face, in every table: its box, label, flags and seven probabilities.
+FACE_FIELDS = ["x", "y", "w", "h", "label", "uncertain", "unfamiliar", *EMOTIONS]
 # One row per face of `fer-hub predict`.
-PREDICT_COLUMNS = ["file", "face", "face_found", "x", "y", "w", "h", "label", "uncertain", *EMOTIONS]
+PREDICT_COLUMNS = ["file", "face", "face_found", *FACE_FIELDS]
 
 
 def face_row(file: str, index: int, result: ImageResult, face: FaceResult) -> dict:
@@ -68,6 +75,7 @@ def face_row(file: str, index: int, result: ImageResult, face: FaceResult) -> di
         **dict(zip("xywh", face["box"])),
         "label": face["label"],
         "uncertain": face["uncertain"],
+        "unfamiliar": face["unfamiliar"],
         **{e: round(face["probabilities"][e], 6) for e in EMOTIONS},
     }
 
@@ -104,7 +112,7 @@ def write_rows(
 # PREDICT_COLUMNS typed for Parquet (the CSV's empty cells are nulls there), plus "error": why
 # an image was skipped, null for the rows of a readable one.
 _INT = ("face", "x", "y", "w", "h")
-_BOOL = ("face_found", "uncertain")
+_BOOL = ("face_found", "uncertain", "unfamiliar")
 
 
 def parquet_schema():

@@ -129,7 +129,9 @@ class FaceTracker:
     def smooth(self, result: dict, uncertain_below: float = 0.0, frame: float | None = None) -> dict:
         """A Predictor `result` with each face's probabilities replaced by its track's moving
         average, label and "uncertain" recomputed from it, and the track id added: labels that
-        do not flicker from frame to frame. A result without faces still counts as a frame."""
+        do not flicker from frame to frame. A face that is "unfamiliar" in this frame stays
+        uncertain however confident the average is. A result without faces still counts as a
+        frame."""
         faces = result["faces"]
         probs = [np.array([f["probabilities"][e] for e in EMOTIONS]) for f in faces]
         out = []
@@ -141,7 +143,7 @@ class FaceTracker:
                     "track": track.id,
                     "label": EMOTIONS[int(p.argmax())],
                     "probabilities": dict(zip(EMOTIONS, p.tolist())),
-                    "uncertain": bool(p.max() < uncertain_below),
+                    "uncertain": bool(p.max() < uncertain_below or face.get("unfamiliar", False)),
                 }
             )
         return {**result, "faces": out}

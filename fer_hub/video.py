@@ -24,6 +24,7 @@ import numpy as np
 from .errors import InputError
 from .faces import WORK_SIZE  # the Predictor's too: decoding straight to it keeps 4K frames small
 from .labels import EMOTIONS
+from .results import FACE_FIELDS
 from .tracking import FaceTracker
 
 __all__ = [
@@ -40,19 +41,12 @@ __all__ = [
     "track_summary",
 ]
 
-VIDEO_COLUMNS = [
-    "frame",
-    "time_s",
-    "track",
-    "x",
-    "y",
-    "w",
-    "h",
-    "label",
-    "uncertain",
-    *EMOTIONS,  # smoothed: the same names as `fer-hub predict`'s columns
-    *(f"raw_{e}" for e in EMOTIONS),
-]
+# the probabilities of FACE_FIELDS smoothed, as `fer-hub predict` names them, then the raw ones
+VIDEO_COLUMNS = ["frame", "time_s", "track", *FACE_FIELDS, *(f"raw_{e}" for e in EMOTIONS)]
+
+
+# One analysed frame: (index, time, boxes, raw probabilities, unfamiliar flags, scale).
+Detection = tuple[int, float, list, np.ndarray, np.ndarray, float]
 
 
 class VideoError(InputError):
@@ -351,26 +345,30 @@ class _Batch:
         from .draw import annotate
 
         crops = [c for _, _, found, _, _ in self.pending if found and found[0] for c in found[3]]
-        probs = self.predictor.classify(crops).numpy() if crops else np.empty((0, len(EMOTIONS)))
+        probs, unfamiliar, _ = self.predictor.score(crops)
+        probs, unfamiliar = probs.numpy(), unfamiliar.numpy()
         k = 0
         for index, t, found, frame, scale in self.pending:
             if found is not None:
                 boxes = [b.as_list() for b in found[1]]
-                raw = probs[k : k + len(boxes)]
+                raw, odd = probs[k : k + len(boxes)], unfamiliar[k : k + len(boxes)]
                 k += len(boxes)
-                self._record(index, t, boxes, raw, scale)
+                self._record(index, t, boxes, raw, odd, scale)
             if self.writer is not None:
                 self.writer.write(np.asarray(annotate(frame, self.shown, max_side=None)))
         done = len(self.pending)
         self.pending.clear()
         return done
 
-    def _record(self, index: int, t: float, boxes: list, raw: np.ndarray, scale: float) -> None:
+    def _record(
+        self, index: int, t: float, boxes: list, raw: np.ndarray, odd: np.ndarray, scale: float
+    ) -> None:
         found_now = {
             "model": self.predictor.name,
             "face_found": bool(boxes),
             "faces": [
-                {"box": b, "probabilities": dict(zip(EMOTIONS, p.tolist()))} for b, p in zip(boxes, raw)
+                {"box": b, "probabilities": dict(zip(EMOTIONS, p.tolist())), "unfamiliar": bool(u)}
+                for b, p, u in zip(boxes, raw, odd)
             ],
         }
         # as the live webcam does; the frame index lets tracks keep up at any stride
@@ -385,6 +383,7 @@ class _Batch:
                     **dict(zip("xywh", box)),
                     "label": face["label"],
                     "uncertain": face["uncertain"],
+                    "unfamiliar": face["unfamiliar"],
                     **{e: face["probabilities"][e] for e in EMOTIONS},
                     **{f"raw_{e}": float(v) for e, v in zip(EMOTIONS, p_raw)},
                 }
@@ -400,10 +399,12 @@ class _Detections(_Batch):
 
     def __init__(self, predictor) -> None:
         super().__init__(predictor, FaceTracker(), None, 0.0)
-        self.found: list[tuple[int, float, list, np.ndarray, float]] = []
+        self.found: list[Detection] = []
 
-    def _record(self, index: int, t: float, boxes: list, raw: np.ndarray, scale: float) -> None:
-        self.found.append((index, t, boxes, raw, scale))
+    def _record(
+        self, index: int, t: float, boxes: list, raw: np.ndarray, odd: np.ndarray, scale: float
+    ) -> None:
+        self.found.append((index, t, boxes, raw, odd, scale))
 
 
 def detect_segment(
@@ -414,9 +415,9 @@ def detect_segment(
     every: int = 1,
     chunk: int = 16,
     work_size: int | None = WORK_SIZE,
-) -> tuple[list[tuple[int, float, list, np.ndarray, float]], int]:
+) -> tuple[list[Detection], int]:
     """The first half of `analyze_video` for one segment, run where the segment is decoded:
-    (index, time, boxes, raw probabilities, scale) per analysed frame, in order, and the number
+    (index, time, boxes, raw probabilities, unfamiliar flags, scale) per analysed frame, in order, and the number
     of frames decoded. `tracked_rows` does the second half over all segments, in order."""
     batch = _Detections(predictor)
     for index, t, frame, scale in _frames(path, work_size, None, segment):
@@ -427,9 +428,7 @@ def detect_segment(
     return batch.found, batch.rows.decoded
 
 
-def tracked_rows(
-    detections: list[tuple[int, float, list, np.ndarray, float]], name: str, uncertain_below: float
-) -> VideoRows:
+def tracked_rows(detections: list[Detection], name: str, uncertain_below: float) -> VideoRows:
     """`analyze_video`'s rows from the raw detections of all of a clip's analysed frames, in
     order: the same tracker, the same smoothing, so they are the rows one process gives."""
     from types import SimpleNamespace

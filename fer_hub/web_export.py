@@ -135,6 +135,7 @@ def _model_entry(source: str | os.PathLike, out: Path, calibration) -> dict:
         "labels": list(model.labels),
         "temperature": float(model.temperature),
         "uncertain_below": float(model.uncertain_below),
+        "sharpness_range": model.sharpness_range,
         "tta": bool(model.tta),
         "datasets": list(datasets),
         # the live view's classifier: the int8 export, one pass a frame (the tracker averages frames)

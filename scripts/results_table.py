@@ -54,19 +54,23 @@ def main() -> None:
         )
     print("\nCalibration on test (temperature fitted on validation):\n")
     print(
-        "| model | temperature | ECE before -> after | NLL before -> after | uncertain below | test coverage (accuracy of kept) |"
+        "| model | temperature | ECE before -> after | NLL before -> after | uncertain below | sharpness range "
+        "(test faces outside) | test coverage (accuracy of kept) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for n, m in rows.items():
         c = m.get("calibration")
         if not c:
-            print(f"| {NAMES[n]} | not calibrated | | | | |")
+            print(f"| {NAMES[n]} | not calibrated | | | | | |")
             continue
         t = c["test"]
         kept = f"{t['accuracy_kept']:.1%}" if t["accuracy_kept"] is not None else "-"
+        bounds = c.get("sharpness_range")
+        odd = "-" if bounds is None else f"{bounds[0]:.2f} to {bounds[1]:.2f} ({t['unfamiliar']:.1%})"
         print(
             f"| {NAMES[n]} | {c['temperature']:.3f} | {t['ece_before']:.4f} -> {t['ece_after']:.4f} | "
-            f"{t['nll_before']:.4f} -> {t['nll_after']:.4f} | {c['uncertain_below']:.3f} | {t['coverage']:.1%} ({kept}) |"
+            f"{t['nll_before']:.4f} -> {t['nll_after']:.4f} | {c['uncertain_below']:.3f} | {odd} | "
+            f"{t['coverage']:.1%} ({kept}) |"
         )
 
 

@@ -4,7 +4,7 @@
 
 API (gradio_client): `/predict` takes an image file, a model name ("cnn-model2", the
 default, or "custom-cnn") and `detect` (false: the image is a face crop, scored whole) and returns {"model", "face_found", "faces": [{"box", "label",
-"probabilities", "uncertain"}]}; `/video` takes a clip and a model name and returns a timeline
+"probabilities", "uncertain", "unfamiliar"}]}; `/video` takes a clip and a model name and returns a timeline
 plot, a summary and a CSV. Checkpoints come from ./checkpoints/<model> or, if set, from
 $FER_MODEL_REPO (Hub repo ids).
 """
@@ -109,7 +109,7 @@ def predict(image_file: str | None, model: str = MODEL_CHOICES[0], detect: bool 
         detect: find the faces first (true); false: the image is already a face crop (a FER-2013 image, a cropped photo) and is scored whole, as one face
 
     Returns:
-        faces with boxes, calibrated probabilities and an "uncertain" flag, largest first
+        faces with boxes, calibrated probabilities, an "uncertain" flag and an "unfamiliar" flag (a face blurrier or noisier than the training faces), largest first
     """
     if not image_file:
         raise refuse("No image given: upload an image file.")

@@ -59,12 +59,13 @@ EXAMPLE_PHOTO_URL = (
 VIDEO_FILE_HELP = "A video file (mp4, webm, mov, mkv, avi). From Python: handle_file('clip.mp4')."
 CSV_HELP = (
     "CSV, one row per face per analysed frame: frame, time_s, track, x, y, w, h, label, uncertain, "
+    "unfamiliar, "
     "the seven smoothed probabilities (angry ... surprise, as in fer-hub predict) and the raw ones (raw_angry ...)"
 )
 RESULT_HELP = (
     '{"model": str, "face_found": bool, "faces": [{"box": [x, y, w, h] (pixels), "label": str, '
     '"probabilities": {angry, disgust, fear, happy, neutral, sad, surprise: float, calibrated, '
-    'summing to 1}, "uncertain": bool}]}, largest face first; "faces" is [] when no face is found'
+    'summing to 1}, "uncertain": bool, "unfamiliar": bool}]}, largest face first; "faces" is [] when no face is found'
 )
 
 

@@ -195,6 +195,7 @@ def summary(result: dict) -> str:
     faces = result["faces"]
     top = faces[0]
     n_uncertain = sum(bool(f.get("uncertain")) for f in faces)
+    n_unfamiliar = sum(bool(f.get("unfamiliar")) for f in faces)
     text = (
         f"{len(faces)} face{'s' if len(faces) > 1 else ''} found ({result['model']}); largest: "
         f"**{top['label']}** {top['probabilities'][top['label']]:.0%}"
@@ -204,7 +205,14 @@ def summary(result: dict) -> str:
     if n_uncertain:
         text += (
             f" {n_uncertain} of {len(faces)} uncertain: the model's calibrated confidence is below the "
-            "level at which its answers were 80% right on validation faces."
+            "level at which its answers were 80% right on validation faces"
+            + (
+                f", or the face is blurrier or noisier than the faces it learnt from "
+                f"({n_unfamiliar} of {len(faces)}: move closer, hold still, add light)"
+                if n_unfamiliar
+                else ""
+            )
+            + "."
         )
     return text + "\n\n" + legend(result)
 

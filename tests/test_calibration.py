@@ -18,6 +18,7 @@ from fer_hub.training.calibration import (
     coverage_curve,
     expected_calibration_error,
     fit_temperature,
+    sharpness_range,
     uncertain_threshold,
 )
 from fer_hub.training.cli import calibrate_main as main
@@ -77,6 +78,45 @@ def test_report_fits_on_validation_and_measures_on_test():
     assert r["test"]["accuracy_kept"] >= 0.65 and 0 < r["test"]["coverage"] < 1
 
 
+def test_faces_outside_the_sharpness_range_are_unfamiliar_and_the_rest_still_reach_the_target():
+    (val, yv), (test, yt) = sampled(6000, 5, 2.0), sampled(6000, 6, 2.0)
+    g = torch.Generator().manual_seed(7)
+    sharp_val, sharp_test = torch.randn(6000, generator=g), torch.randn(6000, generator=g)
+    sharp_val[0] = float("-inf")  # a flat crop: outside any range, and not what the range is fitted on
+    r = calibration_report(
+        val,
+        yv,
+        test,
+        yt,
+        target=0.7,
+        val_sharpness=sharp_val,
+        test_sharpness=sharp_test,
+        unfamiliar_share=0.1,
+    )
+    low, high = r["sharpness_range"]
+    outside = (sharp_val < low) | (sharp_val > high)
+    assert float(outside.float().mean()) == pytest.approx(0.1, abs=0.002)  # half at each end
+    assert float((sharp_val < low).float().mean()) == pytest.approx(0.05, abs=0.002)
+    assert r["validation"]["unfamiliar"] == pytest.approx(float(outside.float().mean()))
+    # the threshold is fitted on the faces inside, and the faces kept are as accurate as promised
+    probs = (val / r["temperature"]).softmax(-1)
+    assert r["uncertain_below"] == pytest.approx(uncertain_threshold(probs[~outside], yv[~outside], 0.7))
+    kept = (probs.max(-1).values >= r["uncertain_below"]) & ~outside
+    assert r["validation"]["coverage"] == pytest.approx(float(kept.float().mean()))
+    assert r["validation"]["accuracy_kept"] >= 0.7
+    assert r["test"]["unfamiliar"] == pytest.approx(
+        float(((sharp_test < low) | (sharp_test > high)).float().mean())
+    )
+    # without the faces' sharpness there is no range, and the report says so
+    plain = calibration_report(val, yv, test, yt, target=0.7)
+    assert plain["sharpness_range"] is None and plain["test"]["unfamiliar"] == 0.0
+
+
+def test_a_share_of_zero_means_no_sharpness_range():
+    assert sharpness_range(torch.arange(5.0), share=0) is None
+    assert sharpness_range(torch.arange(101.0), share=0.1) == pytest.approx([5.0, 95.0])
+
+
 @pytest.mark.slow
 def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_path):
     from fer_hub.training.config import TrainConfig
@@ -94,7 +134,8 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     old = tmp_path / "old"
     shutil.copytree(folder, old)
     config = json.loads((old / "config.json").read_text())
-    config.pop("temperature"), config.pop("uncertain_below"), config.pop("tta")
+    for key in ("temperature", "uncertain_below", "sharpness_range", "tta"):
+        config.pop(key, None)
     (old / "config.json").write_text(json.dumps(config))
     (old / "reliability_test.png").unlink()
     stale = json.loads((old / "metrics.json").read_text())
@@ -107,6 +148,7 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     if not report["int8"]:  # fitted on the float weights' logits, as training fitted it
         assert model.temperature == pytest.approx(trained_t, rel=1e-4)
     assert model.uncertain_below == pytest.approx(report["uncertain_below"])
+    assert model.sharpness_range == pytest.approx(report["sharpness_range"])
     written = json.loads((old / "metrics.json").read_text())["calibration"]
     assert written == json.loads(json.dumps(report))  # the whole report, as returned
     assert (old / "reliability_test.png").is_file()

@@ -60,7 +60,8 @@ def test_shipped_checkpoint_is_a_full_training_run_above_the_bar(name):
 def test_the_default_predictor_scores_test_faces_as_the_card_says(name, shared_fer):
     """What a user gets, `Predictor.from_pretrained(folder).classify(crops)` with its defaults
     (the folder's scoring and temperature), is the accuracy and calibration error its card
-    quotes for that scoring."""
+    quotes for that scoring, and the faces it leaves certain and calls unfamiliar are those the
+    card counts."""
     from PIL import Image
 
     from fer_hub import Predictor
@@ -72,7 +73,12 @@ def test_the_default_predictor_scores_test_faces_as_the_card_says(name, shared_f
     data = load_fer2013(str(shared_fer), log=lambda *_: None)
     predictor = Predictor.from_pretrained(folder)
     crops = [Image.fromarray(face) for face in data.x_test[:, 0].numpy()]
-    probs = predictor.classify(crops)
+    probs, unfamiliar, uncertain = predictor.score(crops)
+    calibration = metrics["calibration"]["test"]
+    assert float(unfamiliar.float().mean()) == pytest.approx(calibration["unfamiliar"], abs=1e-3)
+    assert float((~uncertain).float().mean()) == pytest.approx(calibration["coverage"], abs=1e-3)
+    right = probs.argmax(-1) == data.y_test
+    assert float(right[~uncertain].float().mean()) == pytest.approx(calibration["accuracy_kept"], abs=2e-3)
     accuracy = lambda p: float((p.argmax(-1) == data.y_test).float().mean())  # noqa: E731
     assert accuracy(probs) == pytest.approx(
         metrics["test"]["accuracy_tta" if predictor.tta else "accuracy"], abs=1e-3
@@ -83,6 +89,19 @@ def test_the_default_predictor_scores_test_faces_as_the_card_says(name, shared_f
     assert accuracy(other) == pytest.approx(
         metrics["test"]["accuracy" if predictor.tta else "accuracy_tta"], abs=1e-3
     )
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_the_shipped_int8_export_carries_its_folders_calibration(name):
+    """`Predictor.from_pretrained("model.int8.onnx")`, the export on its own, flags the faces the
+    folder flags: the calibration in its metadata is config.json's."""
+    from fer_hub.onnx_model import INT8_FILE, OnnxClassifier
+
+    folder = shipped(name)
+    model, export = load_model(folder), OnnxClassifier(folder / INT8_FILE)
+    keys = ("labels", "temperature", "uncertain_below", "sharpness_range", "tta")
+    assert {k: getattr(export, k) for k in keys} == {k: getattr(model, k) for k in keys}
+    assert model.sharpness_range is not None  # the shipped folders are calibrated with the range
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)

@@ -6,6 +6,7 @@ import io
 import json
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -405,6 +406,46 @@ def test_the_onnx_classifier_carries_the_models_scoring_and_scores_as_torch_does
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 48), dtype=np.uint8)) for i in range(4)
     ]
     assert torch.allclose(onnx_predictor.classify(crops), torch_predictor.classify(crops), atol=1e-4)
+
+
+def test_a_blurred_or_noisy_face_is_unfamiliar_and_uncertain_in_every_backend(tiny_checkpoints, tmp_path):
+    """The sharpness range travels in config.json and in the ONNX export's metadata, and the
+    Predictor marks unfamiliar, and uncertain, exactly the crops outside it, however confident
+    their probabilities."""
+    from PIL import ImageFilter
+
+    from fer_hub import CustomCNN, load_model
+    from fer_hub.preprocess import preprocess
+    from fer_hub.quality import sharpness
+
+    trained = load_model(tiny_checkpoints / "custom-cnn")
+    faces = [
+        Image.open(f).convert("L") for f in sorted((Path(__file__).parent / "data" / "fer2013").glob("*.png"))
+    ]
+    noise = np.random.default_rng(0).normal(0, 40, (48, 48))
+    crops = [
+        *faces,
+        faces[0].filter(ImageFilter.GaussianBlur(2)),  # out of focus
+        faces[1].resize((12, 12)).resize((48, 48)),  # shrunk from a few pixels
+        Image.fromarray(np.clip(np.asarray(faces[2], float) + noise, 0, 255).astype(np.uint8)),  # noise
+        Image.new("L", (48, 48), 128),  # no face at all: flat
+    ]
+    sharp = sharpness(preprocess(faces))
+    model = CustomCNN(sharpness_range=[float(sharp.min()) - 0.1, float(sharp.max()) + 0.1])
+    model.load_state_dict(trained.state_dict())
+    folder = tmp_path / "ranged"
+    model.save_pretrained(folder)
+    assert load_model(folder).sharpness_range == model.sharpness_range
+    expected = [False] * len(faces) + [True] * 4
+    for backend in ("torch", "onnx"):
+        predictor = Predictor.from_pretrained(folder, backend=backend)
+        _, unfamiliar, uncertain = predictor.score(crops)
+        assert unfamiliar.tolist() == expected, backend
+        assert uncertain.tolist() == expected  # its threshold is 0: only the range flags
+        results = [predictor(c, detect=False)["faces"][0] for c in crops]
+        assert [f["unfamiliar"] for f in results] == [f["uncertain"] for f in results] == expected
+    assert predictor.model.sharpness_range == pytest.approx(model.sharpness_range)  # the export's metadata
+    assert Predictor(trained, backend="torch").score(crops).unfamiliar.sum() == 0  # no range: never
 
 
 def test_the_shipped_models_classify_with_their_int8_export_where_they_chose_it(astronaut):

@@ -46,7 +46,7 @@ def test_the_api_lists_only_predict_with_named_and_described_parameters(served):
     assert "uncertain" in ep["returns"][0]["python_type"]["description"]
     assert ep["returns"][0]["python_type"]["type"] == (  # typed, not "Any"
         "dict(model: str, face_found: bool, faces: list[dict(box: list[int], label: str, "
-        "probabilities: dict(str, float), uncertain: bool)])"
+        "probabilities: dict(str, float), uncertain: bool, unfamiliar: bool)])"
     )
     example = ep["parameters"][0]["example_input"]["path"]  # "Use via API" sends a photo, not a PDF
     assert example.endswith("/skimage/data/astronaut.png")
@@ -114,6 +114,7 @@ def test_ui_functions_return_boxes_chart_table_and_summary(served):
     assert "Box colour = predicted expression" in note
     assert face["uncertain"] == (
         max(face["probabilities"].values()) < app.PREDICTORS["custom-cnn"].uncertain_below
+        or face["unfamiliar"]
     )
     _, explained, *_ = app.analyze(str(EXAMPLE), "custom-cnn", True)  # the heat map changes the picture
     assert explained.size == boxed.size and explained.tobytes() != boxed.tobytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fer_hub.labels import EMOTIONS
 from fer_hub.tracking import FaceTracker, iou
 
 
@@ -97,3 +98,15 @@ def test_the_timeline_key_sits_beside_the_curves_not_on_them(tmp_path, monkeypat
     legend, axes, figure = seen["legend"], seen["axes"], seen["figure"]
     assert legend.x0 >= axes.x1  # right of the panel, where the happy line at 1.0 cannot be hidden
     assert legend.x1 <= figure.x1  # and still inside the picture
+
+
+def test_a_face_unfamiliar_in_this_frame_stays_uncertain_however_confident_its_average():
+    t = FaceTracker(smoothing=0.5)
+    sure = dict(zip(EMOTIONS, np.eye(7)[3].tolist()))
+    face = {"box": [0, 0, 100, 100], "probabilities": sure, "unfamiliar": False}
+    (first,) = t.smooth({"faces": [face]}, uncertain_below=0.5)["faces"]
+    assert first["label"] == "happy" and not first["uncertain"]
+    (second,) = t.smooth({"faces": [{**face, "unfamiliar": True}]}, uncertain_below=0.5)["faces"]
+    assert second["label"] == "happy" and second["uncertain"] and second["unfamiliar"]
+    (third,) = t.smooth({"faces": [face]}, uncertain_below=0.5)["faces"]
+    assert not third["uncertain"]

@@ -93,6 +93,26 @@ def test_browser_pixel_operations_equal_pillow_and_opencv(tmp_path):
         assert diff.max() <= tol, (case["op"], case.get("kind"), case["w"], case["h"], diff.max())
 
 
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_browser_sharpness_equals_pythons_so_both_call_the_same_faces_unfamiliar(tmp_path):
+    from fer_hub.preprocess import preprocess
+    from fer_hub.quality import sharpness
+
+    rng = np.random.default_rng(1)
+    crops = [_smooth_image(rng, 48, 48), rng.integers(0, 256, (48, 48), dtype=np.uint8)]
+    crops += [
+        np.asarray(Image.fromarray(crops[0]).resize((12, 12)).resize((48, 48))),
+        np.full((48, 48), 7, np.uint8),
+    ]
+    cases = [dict(op="sharpness", w=48, h=48, ch=1, data=c.ravel().tolist()) for c in crops]
+    (tmp_path / "in.json").write_text(json.dumps(cases))
+    subprocess.run([NODE, str(ROOT / "tests" / "web_ops.mjs"), tmp_path / "in.json", tmp_path / "out.json"], check=True)  # fmt: skip
+    got = [v for (v,) in json.loads((tmp_path / "out.json").read_text())]
+    want = sharpness(preprocess([Image.fromarray(c) for c in crops])).tolist()
+    assert got[:3] == pytest.approx(want[:3], abs=1e-4)
+    assert got[3] is None and want[3] == float("-inf")  # a flat crop, -Infinity in JavaScript
+
+
 # ---------------------------------------------------------------------------------------------
 # the bundle
 
@@ -124,9 +144,10 @@ def test_export_web_writes_a_self_contained_bundle_with_pythons_settings(bundle)
     assert [m["name"] for m in cfg["models"]] == list(SHIPPED_MODELS)
     for entry in cfg["models"]:
         model = load_model(ROOT / "space" / "checkpoints" / entry["name"])
-        assert (entry["temperature"], entry["uncertain_below"], entry["tta"]) == (
+        assert (entry["temperature"], entry["uncertain_below"], entry["sharpness_range"], entry["tta"]) == (
             model.temperature,
             model.uncertain_below,
+            model.sharpness_range,
             model.tta,
         )
         assert (bundle / entry["file"]).is_file()
@@ -315,6 +336,7 @@ def test_browser_gives_pythons_faces_boxes_and_probabilities(model, site, tmp_pa
                     tol = 1e-4 if not detect else 0.005
                     assert diff <= tol, (path.name, diff)
                     assert g["label"] == w["label"] and g["uncertain"] == w["uncertain"], path.name
+                    assert g["unfamiliar"] == w["unfamiliar"], path.name
         finally:
             b.close()
     host = site.split("//")[1]

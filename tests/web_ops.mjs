@@ -11,6 +11,7 @@ const results = cases.map((c) => {
     pil: () => ops.resizePil(img, c.ow, c.oh, c.kind),
     area: () => ops.resizeArea(img, c.ow, c.oh),
     affine: () => ops.affineGray(img, c.ow, c.oh, c.m),
+    sharpness: () => ({ data: [ops.sharpness(img.data, c.w)] }), // -Infinity comes back as null
   }[c.op];
   return Array.from(run().data);
 });

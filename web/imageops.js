@@ -213,3 +213,28 @@ export function affineGray(gray, outW, outH, m) {
   }
   return { width: outW, height: outH, channels: 1, data: out };
 }
+
+// fer_hub/quality.sharpness: log(var(Laplacian of the inside pixels) / var(pixels)) of a
+// size x size gray crop; a flat crop is -Infinity.
+export function sharpness(crop, size) {
+  let s = 0;
+  let s2 = 0;
+  for (let i = 0; i < size * size; i++) {
+    s += crop[i];
+    s2 += crop[i] * crop[i];
+  }
+  const n = size * size;
+  const pixels = s2 / n - (s / n) ** 2;
+  let l = 0;
+  let l2 = 0;
+  for (let y = 1; y < size - 1; y++)
+    for (let x = 1; x < size - 1; x++) {
+      const i = y * size + x;
+      const v = crop[i - size] + crop[i + size] + crop[i - 1] + crop[i + 1] - 4 * crop[i];
+      l += v;
+      l2 += v * v;
+    }
+  const m = (size - 2) * (size - 2);
+  const ratio = (l2 / m - (l / m) ** 2) / pixels;
+  return Number.isFinite(ratio) ? Math.log(ratio) : -Infinity;
+}

@@ -4,7 +4,7 @@
 // the bundle's fer_hub.json, which `fer-hub export-web` writes from the Python package, so the
 // two pipelines cannot drift apart. Mirrors fer_hub/faces.py, align.py, predict.py, tracking.py.
 
-import { affineGray, resizeArea, resizePil, roundHalfEven, shrunkSize, toGray } from "./imageops.js";
+import { affineGray, resizeArea, resizePil, roundHalfEven, sharpness, shrunkSize, toGray } from "./imageops.js";
 
 // ---------------------------------------------------------------------------------------------
 // detection (fer_hub/retinaface.py + faces.RetinaFaceDetector)
@@ -299,13 +299,19 @@ export class Classifier {
   constructor(ort, session, meta, emotions, norm) {
     this.ort = ort;
     this.session = session;
-    this.meta = meta; // labels, temperature, uncertain_below, tta, name
+    this.meta = meta; // labels, temperature, uncertain_below, sharpness_range, tta, name
     this.order = emotions.map((e) => meta.labels.indexOf(e)); // by name, never by position
     this.norm = norm;
   }
 
   // Probabilities [N][7] in EMOTIONS order for N 48x48 gray crops (Uint8Array each).
-  async classify(crops, { tta = this.meta.tta } = {}) {
+  async classify(crops, options = {}) {
+    return (await this.score(crops, options)).map((s) => s.probabilities);
+  }
+
+  // Predictor.score: per crop its probabilities and whether it is unfamiliar (its sharpness
+  // outside the range fitted on validation; no range: never).
+  async score(crops, { tta = this.meta.tta } = {}) {
     if (!crops.length) return [];
     const size = this.norm.size;
     const per = size * size;
@@ -333,7 +339,12 @@ export class Classifier {
       const m = Math.max(...z);
       const ex = z.map((v) => Math.exp(v - m));
       const sum = ex.reduce((s, v) => s + v, 0);
-      out.push(this.order.map((j) => ex[j] / sum));
+      const range = this.meta.sharpness_range;
+      const sharp = sharpness(crops[i], size);
+      out.push({
+        probabilities: this.order.map((j) => ex[j] / sum),
+        unfamiliar: range != null && (sharp < range[0] || sharp > range[1]),
+      });
     }
     return out;
   }
@@ -355,7 +366,7 @@ export async function analyze(
 ) {
   if (!detect) {
     const t0 = performance.now();
-    const [p] = await classifier.classify([gray48(toGray(rgb), cfg.image_size)]);
+    const [p] = await classifier.score([gray48(toGray(rgb), cfg.image_size)]);
     return {
       result: { model: classifier.meta.name, face_found: true, faces: [faceResult([0, 0, rgb.width, rgb.height], p, cfg, classifier)] },
       timings: { detectMs: 0, classifyMs: performance.now() - t0 },
@@ -373,7 +384,7 @@ export async function analyze(
   const t1 = performance.now();
   const gray = toGray(work);
   const crops = faces.map((f) => gray48(cropAligned(gray, f.landmarks, cfg.framing), cfg.image_size));
-  const probs = await classifier.classify(crops);
+  const probs = await classifier.score(crops);
   const t2 = performance.now();
   const result = {
     model: classifier.meta.name,
@@ -383,13 +394,14 @@ export async function analyze(
   return { result, faces, timings: { detectMs: known ? 0 : t1 - t0, classifyMs: t2 - t1 } };
 }
 
-function faceResult(box, p, cfg, classifier) {
+function faceResult(box, { probabilities: p, unfamiliar }, cfg, classifier) {
   const top = p.indexOf(Math.max(...p));
   return {
     box,
     label: cfg.emotions[top],
     probabilities: Object.fromEntries(cfg.emotions.map((e, j) => [e, p[j]])),
-    uncertain: p[top] < classifier.meta.uncertain_below,
+    uncertain: p[top] < classifier.meta.uncertain_below || unfamiliar,
+    unfamiliar,
   };
 }
 
@@ -457,7 +469,8 @@ export class FaceTracker {
     return boxes.map((_, bi) => assigned.get(bi));
   }
 
-  // FaceTracker.smooth: each face's probabilities become its track's moving average.
+  // FaceTracker.smooth: each face's probabilities become its track's moving average; a face
+  // unfamiliar in this frame stays uncertain.
   smooth(result, emotions, uncertainBelow) {
     const probs = result.faces.map((f) => emotions.map((e) => f.probabilities[e]));
     const tracks = this.update(
@@ -475,7 +488,7 @@ export class FaceTracker {
           track: tracks[i].id,
           label: emotions[top],
           probabilities: Object.fromEntries(emotions.map((e, j) => [e, p[j]])),
-          uncertain: p[top] < uncertainBelow,
+          uncertain: p[top] < uncertainBelow || Boolean(f.unfamiliar),
         };
       }),
     };

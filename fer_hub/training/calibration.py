@@ -6,6 +6,12 @@ al. 2017), fixes most of it without changing any prediction. Then a face whose c
 probability is below a threshold is reported as *uncertain*: the threshold is the smallest one
 at which the faces kept on validation reach `TARGET_ACCURACY`.
 
+A softmax can stay confident on a face blurred past reading: "90% sad". So a face whose crop's
+sharpness (`fer_hub.quality.sharpness`) is outside the range of the validation faces, all but
+the `UNFAMILIAR_SHARE` bluntest and noisiest of them, is reported as *unfamiliar*, and uncertain
+too; the threshold is fitted on the faces inside the range, so the kept faces still reach the
+target.
+
 The maths only: `fer-hub calibrate FOLDER` (`fer_hub.training.cli.calibrate_main`) fits them on
 a model folder and `fer_hub.training.folder.calibrate_folder` writes them into it; training does
 the same at its end.
@@ -22,6 +28,7 @@ __all__ = [
     "no_signal_note",
     "expected_calibration_error",
     "uncertain_threshold",
+    "sharpness_range",
     "coverage_curve",
     "calibration_report",
 ]
@@ -30,6 +37,10 @@ __all__ = [
 # labels agree with a second human only ~65% of the time, so 80% is a demanding bar.
 TARGET_ACCURACY = 0.80
 ECE_BINS = 15
+# Share of the validation faces outside the sharpness range (half at each end): the price paid on
+# clean faces for flagging degraded ones. `benchmarks/bench_uncertain.py` measures both sides
+# (1%, 2% and 5%, and the energy score instead): 1% keeps nearly every clean face certain.
+UNFAMILIAR_SHARE = 0.01
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -101,6 +112,15 @@ def uncertain_threshold(probs: torch.Tensor, labels: torch.Tensor, target: float
     return float(conf[order][ok.max()])  # keep the most samples that still reach the target
 
 
+def sharpness_range(sharp: torch.Tensor, share: float = UNFAMILIAR_SHARE) -> list[float] | None:
+    """[low, high]: the sharpness of all but the `share` bluntest and noisiest faces, half at
+    each end (None, no range, when the share is 0)."""
+    if share <= 0:
+        return None
+    finite = sharp[torch.isfinite(sharp)].double()  # a flat crop is -inf: outside any range
+    return torch.quantile(finite, torch.tensor([share / 2, 1 - share / 2], dtype=torch.float64)).tolist()
+
+
 def coverage_curve(probs: torch.Tensor, labels: torch.Tensor, thresholds=None) -> list[dict]:
     """Coverage (share kept) and accuracy of the kept samples, per confidence threshold."""
     conf, pred = probs.max(-1)
@@ -125,32 +145,55 @@ def calibration_report(
     test_logits: torch.Tensor | None,
     y_test: torch.Tensor | None,
     target: float = TARGET_ACCURACY,
+    *,
+    val_sharpness: torch.Tensor | None = None,
+    test_sharpness: torch.Tensor | None = None,
+    unfamiliar_share: float = UNFAMILIAR_SHARE,
 ) -> dict:
-    """Fit T and the uncertainty threshold on validation; measure both on test (JSON-ready)."""
+    """Fit T, the sharpness range (given the faces' sharpness) and the uncertainty threshold on
+    validation; measure them on test (JSON-ready)."""
     t = fit_temperature(val_logits, y_val)
     val_probs = (val_logits / t).softmax(-1)
-    threshold = uncertain_threshold(val_probs, y_val, target)
-    (val_kept,) = coverage_curve(val_probs, y_val, [threshold])
+    bounds = None if val_sharpness is None else sharpness_range(val_sharpness, unfamiliar_share)
+    familiar = _inside(val_sharpness, bounds, len(y_val))
+    threshold = uncertain_threshold(val_probs[familiar], y_val[familiar], target)
     report = {
         "temperature": t,
         "fitted_on": "validation",
         "ece_bins": ECE_BINS,
         "uncertain_below": threshold,
+        "sharpness_range": bounds,
+        "unfamiliar_share": unfamiliar_share if bounds else 0.0,
         "target_accuracy": target,
-        "validation": {"coverage": val_kept["coverage"], "accuracy_kept": val_kept["accuracy"]},
+        "validation": _kept(val_probs, y_val, threshold, familiar),
     }
     if test_logits is not None:
         before, after = test_logits.softmax(-1), (test_logits / t).softmax(-1)
-        (test_kept,) = coverage_curve(after, y_test, [threshold])
         report["test"] = {
             "ece_before": expected_calibration_error(before, y_test),
             "ece_after": expected_calibration_error(after, y_test),
             "nll_before": float(F.cross_entropy(test_logits.double(), y_test)),
             "nll_after": float(F.cross_entropy(test_logits.double() / t, y_test)),
-            "coverage": test_kept["coverage"],
-            "accuracy_kept": test_kept["accuracy"],
+            **_kept(after, y_test, threshold, _inside(test_sharpness, bounds, len(y_test))),
             "coverage_accuracy": coverage_curve(after, y_test),
             "reliability_before": reliability_bins(before, y_test),
             "reliability_after": reliability_bins(after, y_test),
         }
     return report
+
+
+def _inside(sharp: torch.Tensor | None, bounds: list[float] | None, n: int) -> torch.Tensor:
+    if sharp is None or bounds is None:
+        return torch.ones(n, dtype=torch.bool)
+    return (sharp >= bounds[0]) & (sharp <= bounds[1])
+
+
+def _kept(probs: torch.Tensor, labels: torch.Tensor, threshold: float, familiar: torch.Tensor) -> dict:
+    """Coverage (the share not uncertain), their accuracy, and the share unfamiliar."""
+    kept = (probs.max(-1).values >= threshold) & familiar
+    right = probs.argmax(-1) == labels
+    return {
+        "coverage": float(kept.double().mean()),
+        "accuracy_kept": float(right[kept].double().mean()) if kept.any() else None,
+        "unfamiliar": float((~familiar).double().mean()),
+    }

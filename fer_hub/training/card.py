@@ -119,16 +119,30 @@ changes no prediction). A face whose calibrated top probability is below
 the faces kept on validation are {cal["target_accuracy"]:.0%} accurate
 (validation coverage {cal["validation"]["coverage"]:.1%}).
 """
+    if cal.get("sharpness_range"):
+        low, high = cal["sharpness_range"]
+        text += f"""
+A face whose crop's sharpness (`fer_hub.quality.sharpness`: the log of its Laplacian's variance
+over its pixels' variance) is outside [{low:.2f}, {high:.2f}], the range of all but the
+{cal["unfamiliar_share"]:.0%} bluntest and noisiest validation faces, is unlike the faces the model
+learnt from (out of focus, shrunk from a few pixels, buried in noise): it is reported as
+`"unfamiliar": true`, and uncertain too, however confident its probabilities look. The threshold
+above is fitted on the faces inside the range. The range catches blur, low resolution and heavy
+noise; it does not see occlusion, poor light or a face that is not a face.
+"""
     t = cal.get("test")
     if t:
         kept = f", and {t['accuracy_kept']:.1%} of those are right" if t["accuracy_kept"] is not None else ""
+        odd = (
+            f" {t['unfamiliar']:.1%} of the test faces are unfamiliar." if cal.get("sharpness_range") else ""
+        )
         text += f"""
 | on test | before (softmax) | after (T = {cal["temperature"]:.3f}) |
 |---|---|---|
 | expected calibration error ({cal["ece_bins"]} bins, top label) | {t["ece_before"]:.4f} | {t["ece_after"]:.4f} |
 | negative log-likelihood | {t["nll_before"]:.4f} | {t["nll_after"]:.4f} |
 
-On test, {t["coverage"]:.1%} of faces are not flagged uncertain{kept}.
+On test, {t["coverage"]:.1%} of faces are not flagged uncertain{kept}.{odd}
 
 ![reliability diagram and coverage-accuracy curve](reliability_test.png)
 """

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
+from ..quality import sharpness
 from .batchnorm import BATCHNORM_FACES
 from .calibration import calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
@@ -207,7 +208,12 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     test = None if data.x_test is None else logit_passes(scorer, data.x_test)
     report = {
         **calibration_report(
-            scored(val, tta), data.y_val, None if test is None else scored(test, tta), data.y_test
+            scored(val, tta),
+            data.y_val,
+            None if test is None else scored(test, tta),
+            data.y_test,
+            val_sharpness=sharpness(data.x_val),
+            test_sharpness=None if data.x_test is None else sharpness(data.x_test),
         ),
         "tta": tta,
         "int8": use_int8,
@@ -265,7 +271,7 @@ def _write_int8(model, folder: Path, x_train) -> OnnxClassifier:
 def write_calibration(folder: Path, report: dict) -> None:
     """Temperature, threshold and the default scoring into config.json (where `from_pretrained`
     reads them), and the whole report into metrics.json."""
-    keys = ("temperature", "uncertain_below", "tta", "int8")
+    keys = ("temperature", "uncertain_below", "sharpness_range", "tta", "int8")
     _update_config(folder, {k: report[k] for k in keys if k in report})
     _update_metrics(folder, {"calibration": report})
 

@@ -29,6 +29,7 @@ from ..errors import InputError, RunError
 from ..labels import EMOTIONS
 from ..models import MODELS
 from ..preprocess import normalize
+from ..quality import sharpness
 from .augment import AugmentConfig, augment_batch
 from .batchnorm import refresh_batchnorm
 from .calibration import calibration_report, no_signal_note
@@ -472,10 +473,15 @@ def final_report(
         data.y_val,
         scored(passes["test"], tta) if "test" in passes else None,
         data.y_test,
+        val_sharpness=sharpness(data.x_val),
+        test_sharpness=None if data.x_test is None else sharpness(data.x_test),
     )
     calibration["tta"] = tta
     best = MODELS[cfg.model](
-        temperature=calibration["temperature"], uncertain_below=calibration["uncertain_below"], tta=tta
+        temperature=calibration["temperature"],
+        uncertain_below=calibration["uncertain_below"],
+        sharpness_range=calibration["sharpness_range"],
+        tta=tta,
     )
     best.load_state_dict(state.best_weights)
     best = best.eval()

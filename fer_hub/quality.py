@@ -1,0 +1,27 @@
+"""How sharp a face crop is, against its own contrast: the input-side signal of "unfamiliar".
+
+FER-2013's faces are 48x48 crops of sharp-enough photos. A face blurred, shrunk from a few
+pixels, or buried in sensor noise is not, and the networks read such faces badly while their
+softmax can stay confident. `sharpness` measures it on the very crop the network sees: the log
+of the variance of its Laplacian over the variance of its pixels, so brightness and contrast
+(low light) do not move it, blur and low resolution push it down, and noise pushes it up.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["sharpness"]
+
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+
+def sharpness(x: torch.Tensor) -> torch.Tensor:
+    """log(var(Laplacian) / var(pixels)) per crop of `x` (B, 1, H, W), any affine scaling of the
+    grey levels (the network's normalized input included). The Laplacian is taken on the inside
+    pixels only, so no border rule enters. A flat crop (no contrast at all) is -inf."""
+    x = x.float()
+    edges = F.conv2d(x, _LAPLACIAN.to(x.device))
+    ratio = edges.flatten(1).var(1, correction=0) / x.flatten(1).var(1, correction=0)
+    return torch.where(torch.isfinite(ratio), ratio, torch.zeros_like(ratio)).log()
