@@ -10,11 +10,8 @@ of the variance of its Laplacian over the variance of its pixels, so brightness 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = ["sharpness"]
-
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
 
 def sharpness(x: torch.Tensor) -> torch.Tensor:
@@ -22,6 +19,8 @@ def sharpness(x: torch.Tensor) -> torch.Tensor:
     grey levels (the network's normalized input included). The Laplacian is taken on the inside
     pixels only, so no border rule enters. A flat crop (no contrast at all) is -inf."""
     x = x.float()
-    edges = F.conv2d(x, _LAPLACIAN.to(x.device))
+    inside = x[..., 1:-1, 1:-1]
+    # the 4-neighbour Laplacian, as shifted sums (a conv2d call costs more than the arithmetic)
+    edges = x[..., :-2, 1:-1] + x[..., 2:, 1:-1] + x[..., 1:-1, :-2] + x[..., 1:-1, 2:] - 4 * inside
     ratio = edges.flatten(1).var(1, correction=0) / x.flatten(1).var(1, correction=0)
     return torch.where(torch.isfinite(ratio), ratio, torch.zeros_like(ratio)).log()
