@@ -7,11 +7,11 @@
 Builds FER-2013-C from a split's faces: each face under blur, sensor noise, JPEG compression,
 low resolution, low light and occlusion, at three severities (`CORRUPTIONS`), seeded, so every
 run and every model sees the same faces. Each model scores them through
-`Predictor.score`'s defaults (its calibration, its "uncertain" threshold and its energy cut
-for unfamiliar faces), as a user gets them. Per condition it prints accuracy, macro-F1, the lowest per-class recall, the share
-of faces called "neutral" (the collapse real photos show), the share marked certain, and the
-accuracy of the certain faces, whose promise (80% right on clean validation faces) is what the
-corruptions test. Models are compared on validation; `--split test` is for the final report.
+`Predictor.score`'s defaults (its calibration, its "uncertain" threshold and its sharpness range
+for unfamiliar faces), as a user gets them. Per condition it prints accuracy, macro-F1, the
+lowest per-class recall, the share of faces called "neutral" (the collapse real photos show),
+the share marked certain, and the accuracy of the certain faces, whose promise (80% right on
+clean validation faces) is what the corruptions test. Models are compared on validation; `--split test` is for the final report.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fer_hub import Predictor
     from fer_hub.labels import EMOTIONS
+    from fer_hub.quality import outside
     from fer_hub.training.calibration import calibration_report, uncertain_threshold
     from fer_hub.training.data import load_fer2013
 
@@ -111,8 +112,7 @@ def main() -> None:
                 certain = probs.max(-1).values >= below
                 if cut is not None:
                     certain &= energy_score(z, T) <= cut
-                if bounds is not None:
-                    certain &= (sharp >= bounds[0]) & (sharp <= bounds[1])
+                certain &= ~outside(sharp, bounds)
                 right = probs.argmax(-1) == y_model
                 rows[key] = (float(certain.float().mean()), float(right[certain].float().mean()))
 

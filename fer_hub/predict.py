@@ -11,9 +11,9 @@ eyes and framed as FER-2013 frames its faces (`fer_hub.align`), and classified i
 validation). A face unlike the faces the model learnt from (its crop blurrier or noisier than
 the model's `sharpness_range`, also fitted on validation: a face shrunk from a few pixels, out
 of focus, buried in sensor noise) says `"unfamiliar": True`; such a face, and one whose top
-probability is below the model's `uncertain_below` threshold, says `"uncertain": True`. When no face is found, `faces` is empty and `face_found` False. A
-picture that already is a face crop (a FER-2013 image, a cropped portrait) is classified whole
-with `detect=False`. One Predictor is safe to share between threads.
+probability is below the model's `uncertain_below` threshold, says `"uncertain": True`. When no
+face is found, `faces` is empty and `face_found` False. A picture that already is a face crop (a
+FER-2013 image, a cropped portrait) is classified whole with `detect=False`. One Predictor is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .models import load_model, model_file, tta_logits
 from .onnx_model import INT8_FILE
 from .onnx_session import wait_policy
 from .preprocess import preprocess
-from .quality import sharpness
+from .quality import outside, sharpness
 from .results import ImageResult
 
 __all__ = ["Predictor", "Scores"]
@@ -266,12 +266,7 @@ class Predictor:
             # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
             probs.append((logits.float() / self.temperature).softmax(-1).cpu())
             sharp.append(sharpness(x).cpu())
-        p, s = torch.cat(probs)[:, self._order], torch.cat(sharp)
-        if self.sharpness_range is None:
-            unfamiliar = torch.zeros(len(s), dtype=torch.bool)
-        else:
-            low, high = self.sharpness_range
-            unfamiliar = (s < low) | (s > high)
+        p, unfamiliar = torch.cat(probs)[:, self._order], outside(torch.cat(sharp), self.sharpness_range)
         return Scores(p, unfamiliar, (p.max(-1).values < self.uncertain_below) | unfamiliar)
 
     def find_faces(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["sharpness"]
+__all__ = ["sharpness", "outside"]
 
 
 def sharpness(x: torch.Tensor) -> torch.Tensor:
@@ -24,3 +24,11 @@ def sharpness(x: torch.Tensor) -> torch.Tensor:
     edges = x[..., :-2, 1:-1] + x[..., 2:, 1:-1] + x[..., 1:-1, :-2] + x[..., 1:-1, 2:] - 4 * inside
     ratio = edges.flatten(1).var(1, correction=0) / x.flatten(1).var(1, correction=0)
     return torch.where(torch.isfinite(ratio), ratio, torch.zeros_like(ratio)).log()
+
+
+def outside(sharp: torch.Tensor, bounds: list[float] | None) -> torch.Tensor:
+    """Which crops of sharpness `sharp` are unfamiliar: outside [low, high] (a model's
+    `sharpness_range`); none when there is no range."""
+    if bounds is None:
+        return torch.zeros(sharp.shape, dtype=torch.bool)
+    return (sharp < bounds[0]) | (sharp > bounds[1])

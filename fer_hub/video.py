@@ -417,8 +417,8 @@ def detect_segment(
     work_size: int | None = WORK_SIZE,
 ) -> tuple[list[Detection], int]:
     """The first half of `analyze_video` for one segment, run where the segment is decoded:
-    (index, time, boxes, raw probabilities, unfamiliar flags, scale) per analysed frame, in order, and the number
-    of frames decoded. `tracked_rows` does the second half over all segments, in order."""
+    (index, time, boxes, raw probabilities, unfamiliar flags, scale) per analysed frame, in
+    order, and the number of frames decoded. `tracked_rows` does the second half over all segments, in order."""
     batch = _Detections(predictor)
     for index, t, frame, scale in _frames(path, work_size, None, segment):
         batch.add(index, t, frame, scale, analyse=index % every == 0)

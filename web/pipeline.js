@@ -293,7 +293,7 @@ export function gray48(crop, size) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// classification (fer_hub/predict.Predictor.classify)
+// classification (fer_hub/predict.Predictor.score)
 
 export class Classifier {
   constructor(ort, session, meta, emotions, norm) {
@@ -304,13 +304,9 @@ export class Classifier {
     this.norm = norm;
   }
 
-  // Probabilities [N][7] in EMOTIONS order for N 48x48 gray crops (Uint8Array each).
-  async classify(crops, options = {}) {
-    return (await this.score(crops, options)).map((s) => s.probabilities);
-  }
-
-  // Predictor.score: per crop its probabilities and whether it is unfamiliar (its sharpness
-  // outside the range fitted on validation; no range: never).
+  // Predictor.score: for N 48x48 gray crops (Uint8Array each), per crop its probabilities in
+  // EMOTIONS order and whether it is unfamiliar (its sharpness outside the range fitted on
+  // validation; no range: never).
   async score(crops, { tta = this.meta.tta } = {}) {
     if (!crops.length) return [];
     const size = this.norm.size;
@@ -329,6 +325,7 @@ export class Classifier {
     const feeds = { [this.session.inputNames[0]]: new this.ort.Tensor("float32", x, [batch, 1, size, size]) };
     const logits = (await this.session.run(feeds))[this.session.outputNames[0]].data;
     const k = this.meta.labels.length;
+    const range = this.meta.sharpness_range;
     const out = [];
     for (let i = 0; i < n; i++) {
       const z = [];
@@ -339,7 +336,6 @@ export class Classifier {
       const m = Math.max(...z);
       const ex = z.map((v) => Math.exp(v - m));
       const sum = ex.reduce((s, v) => s + v, 0);
-      const range = this.meta.sharpness_range;
       const sharp = sharpness(crops[i], size);
       out.push({
         probabilities: this.order.map((j) => ex[j] / sum),

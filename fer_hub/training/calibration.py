@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..quality import outside
+
 __all__ = [
     "TARGET_ACCURACY",
     "fit_temperature",
@@ -155,7 +157,7 @@ def calibration_report(
     t = fit_temperature(val_logits, y_val)
     val_probs = (val_logits / t).softmax(-1)
     bounds = None if val_sharpness is None else sharpness_range(val_sharpness, unfamiliar_share)
-    familiar = _inside(val_sharpness, bounds, len(y_val))
+    familiar = _familiar(val_sharpness, bounds, len(y_val))
     threshold = uncertain_threshold(val_probs[familiar], y_val[familiar], target)
     report = {
         "temperature": t,
@@ -174,7 +176,7 @@ def calibration_report(
             "ece_after": expected_calibration_error(after, y_test),
             "nll_before": float(F.cross_entropy(test_logits.double(), y_test)),
             "nll_after": float(F.cross_entropy(test_logits.double() / t, y_test)),
-            **_kept(after, y_test, threshold, _inside(test_sharpness, bounds, len(y_test))),
+            **_kept(after, y_test, threshold, _familiar(test_sharpness, bounds, len(y_test))),
             "coverage_accuracy": coverage_curve(after, y_test),
             "reliability_before": reliability_bins(before, y_test),
             "reliability_after": reliability_bins(after, y_test),
@@ -182,10 +184,8 @@ def calibration_report(
     return report
 
 
-def _inside(sharp: torch.Tensor | None, bounds: list[float] | None, n: int) -> torch.Tensor:
-    if sharp is None or bounds is None:
-        return torch.ones(n, dtype=torch.bool)
-    return (sharp >= bounds[0]) & (sharp <= bounds[1])
+def _familiar(sharp: torch.Tensor | None, bounds: list[float] | None, n: int) -> torch.Tensor:
+    return torch.ones(n, dtype=torch.bool) if sharp is None else ~outside(sharp, bounds)
 
 
 def _kept(probs: torch.Tensor, labels: torch.Tensor, threshold: float, familiar: torch.Tensor) -> dict:
