@@ -68,8 +68,9 @@ def test_a_plan_runs_together_stops_at_the_deadline_and_bundles_the_best(
     gpu_plan.run_plan("test", tmp_path / "gpudata", out, budget_s=25, grace_s=120)
     summary = json.loads((out / "summary.json").read_text())
     runs = {r["name"]: r for r in summary["runs"]}
-    assert runs["quick"]["finished"] and not runs["quick"]["stopped_at_deadline"]
-    assert runs["long"]["finished"] and runs["long"]["stopped_at_deadline"]
+    plan_log = (out / "plan.log").read_text()
+    assert runs["quick"]["finished"] and not runs["quick"]["stopped_at_deadline"], plan_log
+    assert runs["long"]["finished"] and runs["long"]["stopped_at_deadline"], plan_log
     assert 1 <= runs["long"]["epochs_run"] < 5000
     assert len(runs["quick"]["history"]) == 2
     assert sorted(f.name for f in out.iterdir()) == [

@@ -14,7 +14,7 @@ import torch
 
 from fer_hub import load_model
 from fer_hub.training.cli import main
-from fer_hub.training.state import STATE_FILE, TrainState, config_differences
+from fer_hub.training.state import STATE_FILE, TEMP_PREFIX, TrainState, config_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,6 +124,52 @@ def test_state_is_written_atomically_and_round_trips(tmp_path):
     back = TrainState.load(tmp_path / STATE_FILE)
     assert (back.epoch, back.best_acc, back.history) == (4, 0.5, [{"epoch": 1}])
     assert torch.equal(back.rng["torch"], state.rng["torch"])
+
+
+def interrupt_inside_torch_save(monkeypatch, calls: int = 1) -> None:
+    """The first `calls` saves of a training state receive a Ctrl-C (SIGINT) while they write."""
+    real, n = torch.save, {"left": calls}
+
+    def save(obj, f, *a, **k):
+        if n["left"] and TEMP_PREFIX in str(getattr(f, "name", f)):
+            n["left"] -= 1
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs at the next bytecode: here
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_ctrl_c_during_a_state_save_lets_the_save_finish_then_interrupts(tmp_path, monkeypatch):
+    state = TrainState(config={"lr": 1e-3}, epoch=2, best_acc=0.5, history=[{"epoch": 1}, {"epoch": 2}])
+    state.rng = {"torch": torch.get_rng_state()}
+    interrupt_inside_torch_save(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        state.save(tmp_path / STATE_FILE)
+    assert [p.name for p in tmp_path.iterdir()] == [STATE_FILE]
+    assert TrainState.load(tmp_path / STATE_FILE).history == [{"epoch": 1}, {"epoch": 2}]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works as before
+
+
+def test_ctrl_c_while_an_epoch_is_saved_stops_the_run_with_that_epoch(tiny_fer, tmp_path, monkeypatch):
+    interrupt_inside_torch_save(monkeypatch)
+    out = tmp_path / "out"
+    args = ["--dataset", str(tiny_fer), "--epochs", "3", "--batch-size", "32", "--limit", "64"]
+    assert main([*args, "--output", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["epochs_run"] == 1 and metrics["best_epoch"] == 1
+    assert TrainState.load(out / STATE_FILE).epoch == 1  # whole, so --resume carries on from it
+    assert not list(out.glob(".*tmp*"))
+
+
+def test_a_ctrl_c_ignored_before_a_save_stays_ignored(tmp_path, monkeypatch):
+    interrupt_inside_torch_save(monkeypatch)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job
+    try:
+        TrainState(config={}, epoch=1).save(tmp_path / STATE_FILE)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert TrainState.load(tmp_path / STATE_FILE).epoch == 1
 
 
 def test_where_to_push_may_change_between_start_and_resume():

@@ -37,7 +37,7 @@ from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
 from .ema import EMA
 from .evaluate import logit_passes, metrics_of, predict_proba, scored, tta_is_better
-from .state import STATE_FILE, TrainState, config_differences, prepare_output
+from .state import STATE_FILE, TrainState, config_differences, interrupts_deferred, prepare_output
 
 __all__ = ["Run", "RunResult", "prepare_run", "train_step", "train", "end_epoch", "final_report"]
 
@@ -422,22 +422,28 @@ def end_epoch(run: Run, state: TrainState, record: dict, data: FERData, state_pa
     record.update(
         val_acc=val_acc, val_seconds=time.perf_counter() - t0
     )  # in place: the keys keep their order
-    state.history.append(record)
-    state.epoch, state.seconds = record["epoch"], state.seconds + record["seconds"] + record["val_seconds"]
-    improved = val_acc > state.best_acc
-    if improved:
-        state.best_acc, state.best_epoch, state.bad_epochs = val_acc, record["epoch"], 0
-        state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in run.shipped.state_dict().items()}
-    else:
-        state.bad_epochs += 1
-    state.done = bool(cfg.patience and state.bad_epochs >= cfg.patience)
-    state.capture(run.model, run.opt, run.sched, run.ema, run.gen)
-    state.save(state_path)
-    log(
-        f"epoch {record['epoch']:3d} | loss {record['train_loss']:.4f} | train acc {record['train_acc']:.4f} "
-        f"| val acc {val_acc:.4f}{' *' if improved else '  '} | lr {record['lr']:.2e} "
-        f"| {record['images'] / record['seconds']:,.0f} img/s | {record['seconds']:.1f}s + {record['val_seconds']:.1f}s"
-    )
+    with interrupts_deferred():  # the epoch is counted, kept and saved whole, or not at all
+        state.history.append(record)
+        state.epoch, state.seconds = (
+            record["epoch"],
+            state.seconds + record["seconds"] + record["val_seconds"],
+        )
+        improved = val_acc > state.best_acc
+        if improved:
+            state.best_acc, state.best_epoch, state.bad_epochs = val_acc, record["epoch"], 0
+            state.best_weights = {
+                k: v.detach().to("cpu", copy=True) for k, v in run.shipped.state_dict().items()
+            }
+        else:
+            state.bad_epochs += 1
+        state.done = bool(cfg.patience and state.bad_epochs >= cfg.patience)
+        state.capture(run.model, run.opt, run.sched, run.ema, run.gen)
+        state.save(state_path)
+        log(
+            f"epoch {record['epoch']:3d} | loss {record['train_loss']:.4f} | train acc {record['train_acc']:.4f} "
+            f"| val acc {val_acc:.4f}{' *' if improved else '  '} | lr {record['lr']:.2e} "
+            f"| {record['images'] / record['seconds']:,.0f} img/s | {record['seconds']:.1f}s + {record['val_seconds']:.1f}s"
+        )
     if state.done:
         log(f"[train] early stop: no better validation accuracy for {cfg.patience} epochs")
 

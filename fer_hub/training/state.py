@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -22,10 +26,36 @@ import torch
 
 from ..errors import RunError
 
-__all__ = ["STATE_FILE", "TEMP_PREFIX", "TrainState", "config_differences", "prepare_output"]
+__all__ = [
+    "STATE_FILE",
+    "TEMP_PREFIX",
+    "TrainState",
+    "config_differences",
+    "interrupts_deferred",
+    "prepare_output",
+]
 
 STATE_FILE = "training_state.pt"
 TEMP_PREFIX = f".{STATE_FILE}.tmp"  # + pid: a save in progress
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C (SIGINT) inside the block takes effect as the block ends, not inside it. A
+    KeyboardInterrupt raised inside torch.save leaves its zip writer half-written, and the writer's
+    cleanup then raises a RuntimeError that ends the run instead of stopping it gracefully with
+    its best epoch. Off the main thread, where no signal handler can be set, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):  # SIG_IGN and SIG_DFL are ints: ignored stays ignored
+        previous(signal.SIGINT, None)
 
 
 def prepare_output(folder: str | Path, state_bytes: int) -> None:
@@ -117,22 +147,26 @@ class TrainState:
 
     def save(self, path: str | Path) -> None:
         """Atomic: a reader (or a crash) sees the previous complete file or this one, never half.
-        A save that fails (a full disk) removes its partial file and keeps the previous state."""
+        A save that fails (a full disk) removes its partial file and keeps the previous state; a
+        Ctrl-C during the save lets it finish first."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{TEMP_PREFIX}{os.getpid()}")
         try:
-            with open(tmp, "wb") as f:
+            with interrupts_deferred(), open(tmp, "wb") as f:
                 torch.save(asdict(self), f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+                os.replace(tmp, path)
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise RunError(
                 f"could not save the training state to {path} ({e.strerror or e}); the previous "
                 f"epoch's state is kept: free some space, then run the same command with --resume"
             ) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: str | Path) -> TrainState:
