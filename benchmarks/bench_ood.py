@@ -26,6 +26,7 @@ from bench_robust import build, conditions  # noqa: E402
 
 from fer_hub.models import load_model  # noqa: E402
 from fer_hub.preprocess import normalize  # noqa: E402
+from fer_hub.scaling import bias_vector, calibrated_probabilities  # noqa: E402
 from fer_hub.training.data import load_fer2013  # noqa: E402
 
 
@@ -64,6 +65,7 @@ def main() -> None:
     for folder in args.models:
         model = load_model(folder).eval()
         T, threshold = model.temperature, model.uncertain_below
+        bias = bias_vector(model.class_bias, model.labels)
         idx = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(0))[:8000]
         _, f_train = logits_and_features(model, data.x_train[idx])
         y_train = data.y_train[idx]
@@ -78,8 +80,8 @@ def main() -> None:
             energy = -T * torch.logsumexp(logits / T, -1)
             d = torch.stack([((f - m) @ precision * (f - m)).sum(-1) for m in mu], 1).min(1).values
             scored[(kind, severity)] = (
-                logits.argmax(-1) == y,
-                (logits / T).softmax(-1).max(-1).values,
+                calibrated_probabilities(logits, T, bias).argmax(-1) == y,
+                calibrated_probabilities(logits, T, bias).max(-1).values,
                 energy,
                 d,
             )

@@ -70,6 +70,7 @@ def main() -> None:
     from fer_hub import Predictor
     from fer_hub.labels import EMOTIONS
     from fer_hub.quality import outside
+    from fer_hub.scaling import bias_vector, calibrated_probabilities
     from fer_hub.training.calibration import calibration_report, uncertain_threshold
     from fer_hub.training.data import load_fer2013
 
@@ -91,24 +92,24 @@ def main() -> None:
         scored = {key: scorer_logits(predictor, build(faces, *key)) for key in conditions()}
         print(f"\n{folder} ({predictor.backend}, {'flip TTA' if predictor.tta else 'plain'})")
         z_clean, s_clean = scored[("clean", 0)]
-        plain = calibration_report(z_clean, y_model, None, None)  # the confidence threshold alone
-        T = plain["temperature"]
+        plain = calibration_report(z_clean, y_model, None, None, labels=labels)  # the threshold alone
+        T, bias = plain["temperature"], bias_vector(plain["class_bias"], labels)
         for kind, share in RULES:
             below, bounds, cut = plain["uncertain_below"], None, None
             if kind == "sharpness":  # as `fer-hub calibrate` fits it
                 cal = calibration_report(
-                    z_clean, y_model, None, None, val_sharpness=s_clean, unfamiliar_share=share
+                    z_clean, y_model, None, None, val_sharpness=s_clean, unfamiliar_share=share, labels=labels
                 )
                 below, bounds = cal["uncertain_below"], cal["sharpness_range"]
             elif kind == "energy":  # flag `share` of the confident faces, then refit the threshold
                 energy = energy_score(z_clean, T)
-                confident = (z_clean / T).softmax(-1).max(-1).values >= below
+                confident = calibrated_probabilities(z_clean, T, bias).max(-1).values >= below
                 cut = float(torch.quantile(energy[confident], 1 - share))
                 kept = energy <= cut
-                below = uncertain_threshold((z_clean[kept] / T).softmax(-1), y_model[kept])
+                below = uncertain_threshold(calibrated_probabilities(z_clean[kept], T, bias), y_model[kept])
             rows = {}
             for key, (z, sharp) in scored.items():
-                probs = (z / T).softmax(-1)
+                probs = calibrated_probabilities(z, T, bias)
                 certain = probs.max(-1).values >= below
                 if cut is not None:
                     certain &= energy_score(z, T) <= cut

@@ -494,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=cmd_export_web)
 
-    s = sub.add_parser("calibrate", help="fit temperature and 'uncertain' threshold of a model folder")
+    s = sub.add_parser(
+        "calibrate", help="fit the temperature, class bias and 'uncertain' threshold of a model folder"
+    )
     s.add_argument("folder")
     s.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
     s.add_argument("--revision", default=None)

@@ -20,6 +20,7 @@ from torch import nn
 
 from .errors import AccessError, InputError, NotFoundError
 from .labels import EMOTIONS
+from .scaling import bias_vector, calibrated_probabilities, check_class_bias
 
 __all__ = [
     "CustomCNN",
@@ -100,6 +101,7 @@ class _FERModel(
         tta: bool,
         int8: bool = False,
         sharpness_range: list[float] | None = None,
+        class_bias: dict[str, float] | None = None,
     ) -> None:
         if architecture != self.ARCHITECTURE:
             other = MODELS.get(architecture)
@@ -114,9 +116,12 @@ class _FERModel(
             raise InputError(f"labels has {len(labels)} names but num_classes={num_classes}")
         self.labels = list(labels)
         # Calibration, fitted on validation after training (fer_hub.training.calibration): probabilities
-        # are softmax(logits / temperature); a face whose top probability is below
-        # `uncertain_below` is reported as uncertain. Defaults: plain softmax, never uncertain.
+        # are softmax(logits / temperature + class_bias), the bias by label name (None: none,
+        # as in folders calibrated before it existed; `fer_hub.scaling`); a face whose top
+        # probability is below `uncertain_below` is reported as uncertain. Defaults: plain
+        # softmax, never uncertain.
         self.temperature = float(temperature)
+        self.class_bias = check_class_bias(class_bias, self.labels)
         self.uncertain_below = float(uncertain_below)
         # Also fitted on validation: a face whose crop's sharpness (`fer_hub.quality.sharpness`)
         # is outside [low, high], the range of all but the bluntest and noisiest validation
@@ -145,7 +150,9 @@ class _FERModel(
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Calibrated class probabilities (B, num_classes) in `self.labels` order, with the
         model's default scoring, without a graph (ready for `.numpy()`)."""
-        return (self.scored_logits(x).float() / self.temperature).softmax(-1)
+        return calibrated_probabilities(
+            self.scored_logits(x), self.temperature, bias_vector(self.class_bias, self.labels)
+        )
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, strict: bool = True, **kwargs):
@@ -224,11 +231,10 @@ class CustomCNN(_FERModel):
         tta: bool = False,
         int8: bool = False,
         sharpness_range: list[float] | None = None,
+        class_bias: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
-        self._set_config(
-            architecture, num_classes, labels, temperature, uncertain_below, tta, int8, sharpness_range
-        )
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta, int8, sharpness_range, class_bias)  # fmt: skip
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 1),  # (B, 64, 24, 24)
             _conv_block(64, 128, 1),  # (B, 128, 12, 12)
@@ -263,11 +269,10 @@ class CnnModel2(_FERModel):
         tta: bool = False,
         int8: bool = False,
         sharpness_range: list[float] | None = None,
+        class_bias: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
-        self._set_config(
-            architecture, num_classes, labels, temperature, uncertain_below, tta, int8, sharpness_range
-        )
+        self._set_config(architecture, num_classes, labels, temperature, uncertain_below, tta, int8, sharpness_range, class_bias)  # fmt: skip
         self.features = nn.Sequential(
             _conv_block(in_channels, 64, 2),  # (B, 64, 24, 24)
             _conv_block(64, 128, 2),  # (B, 128, 12, 12)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, NotFoundError
+from .scaling import check_class_bias
 
 __all__ = [
     "PARITY_TOLERANCE",
@@ -109,8 +110,18 @@ def check_parity(
 
 
 # Bump when export_onnx changes what it writes: cached exports from before are then not reused.
-EXPORT_FORMAT = 3
+EXPORT_FORMAT = 4
 _DIGEST_KEY = "fer_hub.source_sha256"  # export_digest of the torch model, in cached exports
+# The model attributes an export carries in its metadata besides the weights.
+_DIGESTED = (
+    "ARCHITECTURE",
+    "labels",
+    "temperature",
+    "class_bias",
+    "uncertain_below",
+    "tta",
+    "sharpness_range",
+)
 
 
 def export_digest(model: torch.nn.Module) -> str:
@@ -121,7 +132,7 @@ def export_digest(model: torch.nn.Module) -> str:
     import onnx
 
     h = hashlib.sha256()
-    for key in ("ARCHITECTURE", "labels", "temperature", "uncertain_below", "tta", "sharpness_range"):
+    for key in _DIGESTED:
         h.update(repr(getattr(model, key, None)).encode())
     h.update(f"{torch.__version__} {onnx.__version__} {EXPORT_FORMAT}".encode())
     for name, tensor in model.state_dict().items():
@@ -164,6 +175,8 @@ class OnnxClassifier:
         self.uncertain_below = float(meta.get("fer_hub.uncertain_below", 0.0))
         sharp = json.loads(meta.get("fer_hub.sharpness_range", "null"))  # older exports: none
         self.sharpness_range = None if sharp is None else [float(v) for v in sharp]
+        bias = json.loads(meta.get("fer_hub.class_bias", "null"))  # older exports: none
+        self.class_bias = check_class_bias(bias, self.labels)
         self.tta = bool(json.loads(meta.get("fer_hub.tta", "false")))
         self.path = path
 
@@ -290,6 +303,7 @@ def metadata_of(model: torch.nn.Module) -> dict[str, str]:
         "fer_hub.uncertain_below": repr(float(getattr(model, "uncertain_below", 0.0))),
         "fer_hub.tta": json.dumps(bool(getattr(model, "tta", False))),
         "fer_hub.sharpness_range": json.dumps(getattr(model, "sharpness_range", None)),
+        "fer_hub.class_bias": json.dumps(getattr(model, "class_bias", None)),
         "fer_hub.input": "image (B, 1, 48, 48): grayscale in [0, 1], then (x - 0.5) / 0.5",
     }
 

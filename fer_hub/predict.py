@@ -7,8 +7,9 @@
     #             "uncertain": False, "unfamiliar": False}]}
 
 Faces are found with `fer_hub.faces.FaceDetector` (RetinaFace by default), levelled on their
-eyes and framed as FER-2013 frames its faces (`fer_hub.align`), and classified in one batch. Probabilities are calibrated (the model's temperature, fitted on
-validation). A face unlike the faces the model learnt from (its crop blurrier or noisier than
+eyes and framed as FER-2013 frames its faces (`fer_hub.align`), and classified in one batch.
+Probabilities are calibrated (the model's temperature and class bias, fitted on validation:
+`fer_hub.scaling`). A face unlike the faces the model learnt from (its crop blurrier or noisier than
 the model's `sharpness_range`, also fitted on validation: a face shrunk from a few pixels, out
 of focus, buried in sensor noise) says `"unfamiliar": True`; such a face, and one whose top
 probability is below the model's `uncertain_below` threshold, says `"uncertain": True`. When no
@@ -41,6 +42,7 @@ from .onnx_session import wait_policy
 from .preprocess import preprocess
 from .quality import outside, sharpness
 from .results import ImageResult
+from .scaling import bias_vector, calibrated_probabilities
 
 __all__ = ["Predictor", "Scores"]
 
@@ -131,6 +133,7 @@ class Predictor:
             raise InputError(f"model labels {labels} are not the seven FER-2013 expressions {list(EMOTIONS)}")
         self._explain_lock = threading.Lock()
         self.temperature = float(getattr(model, "temperature", 1.0))
+        self.class_bias = bias_vector(getattr(model, "class_bias", None), labels)  # model order
         self.uncertain_below = float(getattr(model, "uncertain_below", 0.0))
         self.sharpness_range = getattr(model, "sharpness_range", None)
         # Reorder the model's outputs into EMOTIONS order, by name.
@@ -263,8 +266,8 @@ class Predictor:
         for i in range(0, len(crops), 256):
             x = preprocess(list(crops[i : i + 256])).to(self.device)
             logits = tta_logits(self.model, x) if tta else self.model(x)
-            # Temperature-scaled softmax (the model's calibration; 1.0 for uncalibrated models).
-            probs.append((logits.float() / self.temperature).softmax(-1).cpu())
+            # the model's calibration (fer_hub.scaling; plain softmax for an uncalibrated model)
+            probs.append(calibrated_probabilities(logits, self.temperature, self.class_bias).cpu())
             sharp.append(sharpness(x).cpu())
         p, unfamiliar = torch.cat(probs)[:, self._order], outside(torch.cat(sharp), self.sharpness_range)
         return Scores(p, unfamiliar, (p.max(-1).values < self.uncertain_below) | unfamiliar)

@@ -134,6 +134,7 @@ def _model_entry(source: str | os.PathLike, out: Path, calibration) -> dict:
         "file": file,
         "labels": list(model.labels),
         "temperature": float(model.temperature),
+        "class_bias": model.class_bias,  # by label name, or None
         "uncertain_below": float(model.uncertain_below),
         "sharpness_range": model.sharpness_range,
         "tta": bool(model.tta),

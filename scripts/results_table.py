@@ -44,6 +44,16 @@ def main() -> None:
                 f"| {NAMES[n]} | {split} | {pct(s['accuracy'], s['n'])} | {pct(s['accuracy_tta'], s['n'])} | {s['macro_f1']:.4f} | "
                 f"{how_made(m)} | {m['hardware']} |"
             )
+    print('\nThe float weights (backend="onnx" or "torch"; the browser\'s photos), same calibration:\n')
+    print("| model | split | accuracy | accuracy (flip TTA) | macro-F1 (flip TTA) |")
+    print("|---|---|---|---|---|")
+    for n, m in rows.items():
+        for split, s in m.get("float32_weights", {}).items():
+            k = m[split]["n"]
+            print(
+                f"| {NAMES[n]} | {split} | {pct(s['accuracy'], k)} | {pct(s['accuracy_tta'], k)} | "
+                f"{s['macro_f1_tta']:.4f} |"
+            )
     print("\nPer-class F1 on test:\n")
     classes = list(next(iter(rows.values()))["test"]["per_class"]) if rows else []
     print("| model | " + " | ".join(classes) + " |")
@@ -52,23 +62,25 @@ def main() -> None:
         print(
             f"| {NAMES[n]} | " + " | ".join(f"{m['test']['per_class'][c]['f1']:.3f}" for c in classes) + " |"
         )
-    print("\nCalibration on test (temperature fitted on validation):\n")
+    print("\nCalibration on test (temperature and class bias fitted on validation):\n")
     print(
-        "| model | temperature | ECE before -> after | NLL before -> after | uncertain below | sharpness range "
+        "| model | temperature | class bias | ECE before -> after | NLL before -> after | uncertain below | sharpness range "
         "(test faces outside) | test coverage (accuracy of kept) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for n, m in rows.items():
         c = m.get("calibration")
         if not c:
-            print(f"| {NAMES[n]} | not calibrated | | | | | |")
+            print(f"| {NAMES[n]} | not calibrated | | | | | | |")
             continue
         t = c["test"]
         kept = f"{t['accuracy_kept']:.1%}" if t["accuracy_kept"] is not None else "-"
         bounds = c.get("sharpness_range")
         odd = "-" if bounds is None else f"{bounds[0]:.2f} to {bounds[1]:.2f} ({t['unfamiliar']:.1%})"
+        bias = c.get("class_bias")
+        bias = "none" if not bias else ", ".join(f"{k} {v:+.2f}" for k, v in bias.items())
         print(
-            f"| {NAMES[n]} | {c['temperature']:.3f} | {t['ece_before']:.4f} -> {t['ece_after']:.4f} | "
+            f"| {NAMES[n]} | {c['temperature']:.3f} | {bias} | {t['ece_before']:.4f} -> {t['ece_after']:.4f} | "
             f"{t['nll_before']:.4f} -> {t['nll_after']:.4f} | {c['uncertain_below']:.3f} | {odd} | "
             f"{t['coverage']:.1%} ({kept}) |"
         )

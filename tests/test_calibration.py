@@ -11,13 +11,17 @@ import torch
 
 from fer_hub import load_model
 from fer_hub.errors import NotFoundError
+from fer_hub.labels import EMOTIONS
 from fer_hub.onnx_model import INT8_FILE, OnnxClassifier
 from fer_hub.predict import Predictor
+from fer_hub.scaling import bias_vector, calibrated_probabilities
 from fer_hub.training.calibration import (
+    bias_cross_validation,
     calibration_report,
     coverage_curve,
     expected_calibration_error,
     fit_temperature,
+    fit_temperature_and_bias,
     sharpness_range,
     uncertain_threshold,
 )
@@ -78,6 +82,69 @@ def test_report_fits_on_validation_and_measures_on_test():
     assert r["test"]["accuracy_kept"] >= 0.65 and 0 < r["test"]["coverage"] < 1
 
 
+SHIFT = torch.tensor([0.0, -1.0, 0.5, 0.8, 1.2, 0.3, -0.2])  # the class shares the network over-learnt
+
+
+def shifted(n: int, seed: int):
+    """Logits of a network that over-predicts by `SHIFT` (and is 2x overconfident): the labels
+    are drawn from softmax(logits / 2 - SHIFT)."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, 7, generator=g) * 3
+    labels = torch.multinomial((logits / 2 - SHIFT).softmax(-1), 1, generator=g).flatten()
+    return logits, labels
+
+
+def test_the_class_bias_undoes_a_known_shift_and_is_kept_because_it_predicts_held_out_faces_better():
+    (val, yv), (test, yt) = shifted(6000, 5), shifted(6000, 6)
+    t, b = fit_temperature_and_bias(val, yv)
+    assert t == pytest.approx(2.0, rel=0.1)
+    assert b.tolist() == pytest.approx((-SHIFT + SHIFT.mean()).tolist(), abs=0.1)  # up to a constant
+    r = calibration_report(val, yv, test, yt)
+    cv = r["class_bias_cross_validation"]
+    assert cv["bias_kept"] and cv["temperature_and_bias"]["nll"] < cv["temperature"]["nll"]
+    assert cv["temperature_and_bias"]["macro_f1"] >= cv["temperature"]["macro_f1"]
+    assert list(r["class_bias"]) == list(EMOTIONS)  # by name
+    # it moves labels, towards the truth: accuracy on test rises, and so do the kept faces
+    without = calibration_report(val, yv, test, yt, class_bias=False)
+    assert without["class_bias"] is None and without["class_bias_cross_validation"] is None
+    accuracy = lambda rep: float(  # noqa: E731
+        (
+            calibrated_probabilities(
+                test, rep["temperature"], bias_vector(rep["class_bias"], EMOTIONS)
+            ).argmax(-1)
+            == yt
+        )
+        .float()
+        .mean()
+    )
+    assert accuracy(r) > accuracy(without) + 0.01
+    assert r["test"]["nll_after"] < without["test"]["nll_after"]
+
+
+def test_a_class_bias_that_buys_likelihood_by_giving_up_a_rare_expression_is_not_kept():
+    """A rare class, hard to tell apart, that the network over-predicts: the bias that fits the
+    likelihood best all but stops predicting it, which macro-F1 (every expression counts the
+    same) catches."""
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(4000, 7, generator=g) * 2
+    true[:, 1] = true[:, 1] * 0.5 - 2.5  # 1% of the faces, with a weak signal
+    labels = torch.multinomial(true.softmax(-1), 1, generator=g).flatten()
+    logits = true.clone()
+    logits[:, 1] += 1.5
+    cv = bias_cross_validation(logits, labels)
+    without, with_bias = cv["temperature"], cv["temperature_and_bias"]
+    assert with_bias["nll"] < without["nll"] and with_bias["macro_f1"] < without["macro_f1"]
+    assert not cv["bias_kept"] and calibration_report(logits, labels, None, None)["class_bias"] is None
+
+
+def test_no_class_bias_is_kept_for_logits_whose_class_shares_are_already_right():
+    val, yv = sampled(3000, 7, sharpness=2.0)
+    cv = bias_cross_validation(val, yv)
+    assert not cv["bias_kept"] and cv["temperature_and_bias"]["nll"] >= cv["temperature"]["nll"]
+    r = calibration_report(val, yv, None, None)
+    assert r["class_bias"] is None and r["temperature"] == pytest.approx(2.0, rel=0.1)
+
+
 def test_faces_outside_the_sharpness_range_are_unfamiliar_and_the_rest_still_reach_the_target():
     (val, yv), (test, yt) = sampled(6000, 5, 2.0), sampled(6000, 6, 2.0)
     g = torch.Generator().manual_seed(7)
@@ -134,7 +201,7 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     old = tmp_path / "old"
     shutil.copytree(folder, old)
     config = json.loads((old / "config.json").read_text())
-    for key in ("temperature", "uncertain_below", "sharpness_range", "tta"):
+    for key in ("temperature", "class_bias", "uncertain_below", "sharpness_range", "tta"):
         config.pop(key, None)
     (old / "config.json").write_text(json.dumps(config))
     (old / "reliability_test.png").unlink()
@@ -149,6 +216,7 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
         assert model.temperature == pytest.approx(trained_t, rel=1e-4)
     assert model.uncertain_below == pytest.approx(report["uncertain_below"])
     assert model.sharpness_range == pytest.approx(report["sharpness_range"])
+    assert model.class_bias == report["class_bias"]  # a dict by label name, or None
     written = json.loads((old / "metrics.json").read_text())["calibration"]
     assert written == json.loads(json.dumps(report))  # the whole report, as returned
     assert (old / "reliability_test.png").is_file()
@@ -166,8 +234,9 @@ def test_calibrating_a_folder_writes_config_metrics_plot_and_card(tiny_fer, tmp_
     assert model.temperature == pytest.approx(refit["temperature"], rel=1e-6)
     # the flip-TTA figures are re-measured with the Predictor's scoring (the mean of the logits)
     metrics = json.loads((old / "metrics.json").read_text())
+    bias = bias_vector(model.class_bias, model.labels)  # a class bias moves labels: counted
     for split, x, y in (("validation", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-        flip = scored_logits(scorer, x, True).argmax(-1)
+        flip = calibrated_probabilities(scored_logits(scorer, x, True), model.temperature, bias).argmax(-1)
         assert metrics[split]["accuracy_tta"] == pytest.approx(float((flip == y).float().mean()))
 
 

@@ -59,7 +59,7 @@ def test_shipped_checkpoint_is_a_full_training_run_above_the_bar(name):
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
 def test_the_default_predictor_scores_test_faces_as_the_card_says(name, shared_fer):
     """What a user gets, `Predictor.from_pretrained(folder).classify(crops)` with its defaults
-    (the folder's scoring and temperature), is the accuracy and calibration error its card
+    (the folder's scoring, temperature and class bias), is the accuracy and calibration error its card
     quotes for that scoring, and the faces it leaves certain and calls unfamiliar are those the
     card counts."""
     from PIL import Image
@@ -99,7 +99,7 @@ def test_the_shipped_int8_export_carries_its_folders_calibration(name):
 
     folder = shipped(name)
     model, export = load_model(folder), OnnxClassifier(folder / INT8_FILE)
-    keys = ("labels", "temperature", "uncertain_below", "sharpness_range", "tta")
+    keys = ("labels", "temperature", "class_bias", "uncertain_below", "sharpness_range", "tta")
     assert {k: getattr(export, k) for k in keys} == {k: getattr(model, k) for k in keys}
     assert model.sharpness_range is not None  # the shipped folders are calibrated with the range
 

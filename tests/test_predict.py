@@ -79,7 +79,7 @@ def test_fer2013_crops_shipped_with_the_tests_are_scored_whole_as_the_network_se
     """The 48x48 FER-2013 crops (tests/data/fer2013) through the shipped model's Predictor with
     detect=False: one face each, filling the image, with the probabilities the network gives
     that very image (no resize, no framing in between), scored as the model's config says
-    (its flip TTA, if on)."""
+    (its flip TTA, if on; its temperature and class bias)."""
     from pathlib import Path
 
     from fer_hub.models import tta_logits
@@ -92,10 +92,10 @@ def test_fer2013_crops_shipped_with_the_tests_are_scored_whole_as_the_network_se
     x = torch.stack([torch.from_numpy(np.asarray(Image.open(c), np.float32) / 255)[None] for c in crops])
     with torch.no_grad():
         model = predictor.model  # the classifier it runs (the int8 export, on a CPU)
-        logits = (
-            tta_logits(model, normalize(x)) if predictor.tta else model(normalize(x))
-        ) / predictor.temperature
-    expected = logits.softmax(-1)[:, [predictor.torch_model.labels.index(e) for e in EMOTIONS]]
+        logits = tta_logits(model, normalize(x)) if predictor.tta else model(normalize(x))
+    labels = predictor.torch_model.labels  # its calibration: temperature and class bias, by name
+    bias = torch.tensor([(predictor.torch_model.class_bias or {}).get(e, 0.0) for e in labels])
+    expected = (logits / predictor.temperature + bias).softmax(-1)[:, [labels.index(e) for e in EMOTIONS]]
     for crop, result, p in zip(crops, results, expected):
         check_result(result)
         (face,) = result["faces"]

@@ -144,8 +144,15 @@ def test_export_web_writes_a_self_contained_bundle_with_pythons_settings(bundle)
     assert [m["name"] for m in cfg["models"]] == list(SHIPPED_MODELS)
     for entry in cfg["models"]:
         model = load_model(ROOT / "space" / "checkpoints" / entry["name"])
-        assert (entry["temperature"], entry["uncertain_below"], entry["sharpness_range"], entry["tta"]) == (
+        assert (
+            entry["temperature"],
+            entry["class_bias"],
+            entry["uncertain_below"],
+            entry["sharpness_range"],
+            entry["tta"],
+        ) == (
             model.temperature,
+            model.class_bias,
             model.uncertain_below,
             model.sharpness_range,
             model.tta,

@@ -1,6 +1,6 @@
 // fer_hub's Predictor, in the browser: RetinaFace's passes, eye levelling and FER-2013 framing,
-// the 48x48 crop, the classifier with its own scoring (flip TTA or plain), temperature and
-// "uncertain" threshold, and the face tracker of the live view. Every number it uses comes from
+// the 48x48 crop, the classifier with its own scoring (flip TTA or plain), temperature, class
+// bias, "uncertain" threshold, and the face tracker of the live view. Every number it uses comes from
 // the bundle's fer_hub.json, which `fer-hub export-web` writes from the Python package, so the
 // two pipelines cannot drift apart. Mirrors fer_hub/faces.py, align.py, predict.py, tracking.py.
 
@@ -299,8 +299,9 @@ export class Classifier {
   constructor(ort, session, meta, emotions, norm) {
     this.ort = ort;
     this.session = session;
-    this.meta = meta; // labels, temperature, uncertain_below, sharpness_range, tta, name
+    this.meta = meta; // labels, temperature, class_bias, uncertain_below, sharpness_range, tta, name
     this.order = emotions.map((e) => meta.labels.indexOf(e)); // by name, never by position
+    this.bias = meta.labels.map((label) => (meta.class_bias ? meta.class_bias[label] : 0)); // output order
     this.norm = norm;
   }
 
@@ -331,7 +332,7 @@ export class Classifier {
       const z = [];
       for (let j = 0; j < k; j++) {
         const v = tta ? (logits[i * k + j] + logits[(n + i) * k + j]) / 2 : logits[i * k + j];
-        z.push(v / this.meta.temperature);
+        z.push(v / this.meta.temperature + this.bias[j]); // fer_hub.scaling
       }
       const m = Math.max(...z);
       const ex = z.map((v) => Math.exp(v - m));

@@ -8,7 +8,7 @@ it, so `fer_hub.Predictor` runs without `datasets`).
     loop.py         train(): setup, the epoch loop, the final report
     state.py        the resumable training state
     evaluate.py     accuracy, macro-F1, confusion matrix
-    calibration.py  temperature scaling and the "uncertain" threshold (maths only)
+    calibration.py  temperature, class bias and the "uncertain" threshold (maths only)
     card.py         the model card
     folder.py       writing (and recalibrating) a model folder: the one writer
     plots.py        training curves, confusion matrices, reliability diagram

@@ -11,6 +11,7 @@ on the Hub is; `model-index` is what the model page shows for it.
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import asdict
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -109,15 +110,15 @@ def _calibration_text(cal: dict | None) -> str:
             "\nProbabilities are a plain softmax (not calibrated; `fer-hub calibrate "
             "FOLDER` fits a temperature).\n"
         )
+    uncertain = (
+        f"A face whose calibrated top probability is below {cal['uncertain_below']:.3f} is reported as "
+        f'`"uncertain": true`: the smallest threshold at which the faces kept on validation are '
+        f"{cal['target_accuracy']:.0%} accurate (validation coverage {cal['validation']['coverage']:.1%})."
+    )
     text = f"""
 ## Calibration and "uncertain"
 
-Probabilities are `softmax(logits / T)` with T = {cal["temperature"]:.3f}, fitted on the
-{cal["fitted_on"]} split by minimizing the negative log-likelihood (temperature scaling; it
-changes no prediction). A face whose calibrated top probability is below
-{cal["uncertain_below"]:.3f} is reported as `"uncertain": true`: the smallest threshold at which
-the faces kept on validation are {cal["target_accuracy"]:.0%} accurate
-(validation coverage {cal["validation"]["coverage"]:.1%}).
+{textwrap.fill(f"{_scaling_text(cal)} {uncertain}", 95, break_on_hyphens=False)}
 """
     if cal.get("sharpness_range"):
         low, high = cal["sharpness_range"]
@@ -137,7 +138,7 @@ noise; it does not see occlusion, poor light or a face that is not a face.
             f" {t['unfamiliar']:.1%} of the test faces are unfamiliar." if cal.get("sharpness_range") else ""
         )
         text += f"""
-| on test | before (softmax) | after (T = {cal["temperature"]:.3f}) |
+| on test | before (softmax) | after ({"T and b" if cal.get("class_bias") else f"T = {cal['temperature']:.3f}"}) |
 |---|---|---|
 | expected calibration error ({cal["ece_bins"]} bins, top label) | {t["ece_before"]:.4f} | {t["ece_after"]:.4f} |
 | negative log-likelihood | {t["nll_before"]:.4f} | {t["nll_after"]:.4f} |
@@ -146,6 +147,43 @@ On test, {t["coverage"]:.1%} of faces are not flagged uncertain{kept}.{odd}
 
 ![reliability diagram and coverage-accuracy curve](reliability_test.png)
 """
+    return text
+
+
+def _scaling_text(cal: dict) -> str:
+    """How the folder's probabilities are calibrated: the temperature, and the class bias when
+    cross-validation on validation kept one."""
+    split, cv = cal["fitted_on"], cal.get("class_bias_cross_validation")
+    if not cal.get("class_bias"):
+        kept = ""
+        if cv:
+            before, after = cv["temperature"], cv["temperature_and_bias"]
+            kept = (
+                f" A bias per class was tried and not kept: cross-validated over {cv['folds']} folds "
+                f"of {split}, it moved the negative log-likelihood {before['nll']:.4f} -> "
+                f"{after['nll']:.4f} and macro-F1 {before['macro_f1']:.3f} -> {after['macro_f1']:.3f}, "
+                f"and is kept only when it lowers the first without lowering the second."
+            )
+        return (
+            f"Probabilities are `softmax(logits / T)` with T = {cal['temperature']:.3f}, fitted on the "
+            f"{split} split by minimizing the negative log-likelihood (temperature scaling; it changes "
+            f"no prediction).{kept}"
+        )
+    bias = ", ".join(f"{name} {value:+.3f}" for name, value in cal["class_bias"].items())
+    text = (
+        f"Probabilities are `softmax(logits / T + b)` with T = {cal['temperature']:.3f} and a bias per "
+        f"class b ({bias}), fitted together on the {split} split by minimizing the negative "
+        f"log-likelihood (bias-corrected temperature scaling). The bias moves labels: it undoes "
+        f"the class shares the network learnt too well."
+    )
+    if cv:
+        before, after = cv["temperature"], cv["temperature_and_bias"]
+        text += (
+            f" It is kept because it predicts {split} faces it was not fitted on better "
+            f"({cv['folds']}-fold cross-validation: negative log-likelihood {before['nll']:.4f} -> "
+            f"{after['nll']:.4f}, macro-F1 {before['macro_f1']:.3f} -> {after['macro_f1']:.3f}, "
+            f"accuracy {before['accuracy']:.2%} -> {after['accuracy']:.2%})."
+        )
     return text
 
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 def calibrate_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="fer-hub calibrate",
-        description="Fit the temperature and the 'uncertain' threshold of a trained model folder on "
+        description="Fit the temperature, the class bias and the 'uncertain' threshold of a trained model folder on "
         "the validation split, measure them on test, and write them into the folder.",
     )
     p.add_argument("folder", help="model folder written by train_hub.py")

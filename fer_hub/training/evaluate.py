@@ -164,9 +164,22 @@ def evaluate(
     return metrics_of(*logit_passes(model, x, progress=progress, **kwargs), y)
 
 
-def metrics_of(logits: torch.Tensor, mirror: torch.Tensor, y: torch.Tensor) -> dict:
-    """`evaluate`'s metrics from the logits of the images and of their mirror images."""
-    metrics = classification_metrics(y, logits.argmax(-1))
-    tta = classification_metrics(y, (logits + mirror).argmax(-1))
+def metrics_of(
+    logits: torch.Tensor,
+    mirror: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    class_bias: torch.Tensor | None = None,
+) -> dict:
+    """`evaluate`'s metrics from the logits of the images and of their mirror images, each face
+    labelled as the calibration (`fer_hub.scaling`) labels it: a class bias moves labels."""
+    shift = 0 if class_bias is None else class_bias
+
+    def labels(z: torch.Tensor) -> torch.Tensor:
+        return (z / temperature + shift).argmax(-1)
+
+    metrics = classification_metrics(y, labels(logits))
+    tta = classification_metrics(y, labels((logits + mirror) / 2))
     metrics["accuracy_tta"], metrics["macro_f1_tta"] = tta["accuracy"], tta["macro_f1"]
     return metrics

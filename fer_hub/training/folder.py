@@ -22,8 +22,9 @@ from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
 from ..quality import sharpness
+from ..scaling import bias_vector
 from .batchnorm import BATCHNORM_FACES
-from .calibration import calibration_report, no_signal_note
+from .calibration import bias_note, calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
 from .evaluate import choose_int8, logit_passes, metrics_of, scored, tta_is_better
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
@@ -214,6 +215,7 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
             data.y_test,
             val_sharpness=sharpness(data.x_val),
             test_sharpness=None if data.x_test is None else sharpness(data.x_test),
+            labels=model.labels,
         ),
         "tta": tta,
         "int8": use_int8,
@@ -224,9 +226,15 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
         set_metadata(folder / INT8_FILE, metadata_of(load_model(folder)))
     # The accuracy figures follow the same scoring code, so a folder measured by an older
     # version of it does not keep quoting figures its users no longer get.
-    measured = {"validation": metrics_of(*val, data.y_val)}
+    calibrated = load_model(folder)
+    labelled = dict(
+        temperature=calibrated.temperature, class_bias=bias_vector(calibrated.class_bias, calibrated.labels)
+    )
+    measured = {"validation": metrics_of(*val, data.y_val, **labelled)}
     if test is not None:
-        measured["test"] = metrics_of(*test, data.y_test)
+        measured["test"] = metrics_of(*test, data.y_test, **labelled)
+    if use_int8:  # what the float weights give with the same calibration: backend="onnx"/"torch"
+        measured["float32_weights"] = _headline(model, data, float_val, labelled)
     _update_metrics(folder, measured)
     _plot_confusion_matrices(measured, model.ARCHITECTURE, folder)
     if "test" in report:
@@ -235,7 +243,7 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
         refresh_model_card(folder)  # a bare model folder has no card to refresh
     t = report["test"] if "test" in report else {}
     log(
-        f"[calibrate] {folder}: temperature {report['temperature']:.3f}; uncertain below "
+        f"[calibrate] {folder}: temperature {report['temperature']:.3f}; {bias_note(report)}; uncertain below "
         f"{report['uncertain_below']:.3f} (validation coverage {report['validation']['coverage']:.1%})"
         + (
             f"; test ECE {t['ece_before']:.4f} -> {t['ece_after']:.4f}, NLL {t['nll_before']:.4f} -> "
@@ -247,6 +255,18 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
     if note := no_signal_note(report["temperature"], report["uncertain_below"]):
         log(f"[calibrate] {note}")
     return report
+
+
+def _headline(model, data, val_passes, labelled: dict) -> dict:
+    """Accuracy plain and with flip TTA, and macro-F1 with flip TTA, per split, of `model`."""
+    passes = {"validation": (val_passes, data.y_val)}
+    if data.x_test is not None:
+        passes["test"] = (logit_passes(model, data.x_test), data.y_test)
+    keys = ("accuracy", "accuracy_tta", "macro_f1_tta")
+    return {
+        split: {k: v for k, v in metrics_of(*logits, y, **labelled).items() if k in keys}
+        for split, (logits, y) in passes.items()
+    }
 
 
 # Faces the int8 export's activation ranges are calibrated on: training faces (never
@@ -271,7 +291,7 @@ def _write_int8(model, folder: Path, x_train) -> OnnxClassifier:
 def write_calibration(folder: Path, report: dict) -> None:
     """Temperature, threshold and the default scoring into config.json (where `from_pretrained`
     reads them), and the whole report into metrics.json."""
-    keys = ("temperature", "uncertain_below", "sharpness_range", "tta", "int8")
+    keys = ("temperature", "class_bias", "uncertain_below", "sharpness_range", "tta", "int8")
     _update_config(folder, {k: report[k] for k in keys if k in report})
     _update_metrics(folder, {"calibration": report})
 

@@ -30,9 +30,10 @@ from ..labels import EMOTIONS
 from ..models import MODELS
 from ..preprocess import normalize
 from ..quality import sharpness
+from ..scaling import bias_vector
 from .augment import AugmentConfig, augment_batch
 from .batchnorm import refresh_batchnorm
-from .calibration import calibration_report, no_signal_note
+from .calibration import bias_note, calibration_report, no_signal_note
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
 from .ema import EMA
@@ -463,8 +464,8 @@ def final_report(
         f"[train] best validation accuracy {state.best_acc:.4f} at epoch {state.best_epoch}; "
         f"{state.seconds:.1f}s of training and validation in {len(state.history)} epochs"
     )
-    # On a CPU copy in float32: the numbers any user can reproduce. The temperature and the
-    # "uncertain" threshold are fitted on validation, then measured on test.
+    # On a CPU copy in float32: the numbers any user can reproduce. The temperature, the class
+    # bias and the "uncertain" threshold are fitted on validation, then measured on test.
     log("[eval] calibrating on validation, then scoring validation and test, plain and mirrored")
     raw = MODELS[cfg.model]()
     raw.load_state_dict(state.best_weights)
@@ -485,13 +486,15 @@ def final_report(
     calibration["tta"] = tta
     best = MODELS[cfg.model](
         temperature=calibration["temperature"],
+        class_bias=calibration["class_bias"],
         uncertain_below=calibration["uncertain_below"],
         sharpness_range=calibration["sharpness_range"],
         tta=tta,
     )
     best.load_state_dict(state.best_weights)
     best = best.eval()
-    metrics: dict = {split: metrics_of(*passes[split], y) for split, (_, y) in splits.items()}
+    labelled = dict(temperature=best.temperature, class_bias=bias_vector(best.class_bias, best.labels))
+    metrics: dict = {split: metrics_of(*passes[split], y, **labelled) for split, (_, y) in splits.items()}
     metrics["calibration"] = calibration
     history = state.history
     epoch_seconds = sum(h["seconds"] for h in history)
@@ -520,7 +523,7 @@ def final_report(
                 f"macro-F1 {m['macro_f1']:.4f}"
             )
     log(
-        f"[eval] temperature {calibration['temperature']:.3f}; uncertain below "
+        f"[eval] temperature {calibration['temperature']:.3f}; {bias_note(calibration)}; uncertain below "
         f"{calibration['uncertain_below']:.3f}"
         + (
             f"; test ECE {calibration['test']['ece_before']:.4f} -> {calibration['test']['ece_after']:.4f}"

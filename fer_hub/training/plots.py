@@ -52,15 +52,15 @@ def plot_confusion_matrix(cm: list[list[int]], labels, path: str | Path, title: 
 
 
 def plot_reliability(test_report: dict, path: str | Path) -> Path:
-    """Reliability diagram (accuracy vs confidence per bin, before and after temperature
-    scaling) next to the coverage-accuracy curve of the calibrated model."""
+    """Reliability diagram (accuracy vs confidence per bin, before and after
+    calibration) next to the coverage-accuracy curve of the calibrated model."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     ax = axes[0]
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
     for key, style, name in (
         ("reliability_before", "o--", f"softmax (ECE {test_report['ece_before']:.3f})"),
-        ("reliability_after", "o-", f"temperature-scaled (ECE {test_report['ece_after']:.3f})"),
+        ("reliability_after", "o-", f"calibrated (ECE {test_report['ece_after']:.3f})"),
     ):
         bins = [b for b in test_report[key] if b["n"]]
         ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], style, label=name)
