@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, NotFoundError
-from .scaling import check_class_bias
+from .scaling import bias_vector, calibrated_probabilities, check_class_bias
 
 __all__ = [
     "PARITY_TOLERANCE",
@@ -95,11 +95,12 @@ def check_parity(
 ) -> dict:
     """Max absolute difference of calibrated probabilities, onnxruntime vs torch, per input set."""
     onnx_model = OnnxClassifier(path)
+    bias = bias_vector(onnx_model.class_bias, onnx_model.labels)
     report = {}
     with torch.inference_mode():
         for name, x in inputs:
-            p_torch = (model(x).float() / onnx_model.temperature).softmax(-1)
-            p_onnx = (onnx_model(x) / onnx_model.temperature).softmax(-1)
+            p_torch = calibrated_probabilities(model(x), onnx_model.temperature, bias)
+            p_onnx = calibrated_probabilities(onnx_model(x), onnx_model.temperature, bias)
             report[name] = {"n": len(x), "max_abs_diff": float((p_torch - p_onnx).abs().max())}
     worst = max(r["max_abs_diff"] for r in report.values())
     if not worst < PARITY_TOLERANCE:  # NaN (a broken model) fails too
