@@ -137,6 +137,14 @@ def test_a_class_bias_that_buys_likelihood_by_giving_up_a_rare_expression_is_not
     assert not cv["bias_kept"] and calibration_report(logits, labels, None, None)["class_bias"] is None
 
 
+def test_no_class_bias_is_tried_when_a_class_has_too_few_validation_faces():
+    val, yv = shifted(6000, 5)
+    few = torch.cat([torch.nonzero(yv != 1).flatten(), torch.nonzero(yv == 1).flatten()[:9]])
+    r = calibration_report(val[few], yv[few], None, None)
+    assert r["class_bias"] is None and r["class_bias_cross_validation"] is None
+    assert calibration_report(val, yv, None, None)["class_bias"] is not None  # with them all: kept
+
+
 def test_no_class_bias_is_kept_for_logits_whose_class_shares_are_already_right():
     val, yv = sampled(3000, 7, sharpness=2.0)
     cv = bias_cross_validation(val, yv)

@@ -8,7 +8,8 @@ with T, softmax(logits / T + b) (bias-corrected temperature scaling, Alexandari 
 corrects that, and does change predictions, so it is kept only when it predicts faces it was
 not fitted on better, cross-validated over `BIAS_FOLDS` folds of validation: a lower negative
 log-likelihood than the temperature's alone, and a macro-F1 no lower (a bias that buys
-likelihood by giving up a rare expression, disgust, is not kept). Then a face whose calibrated top
+likelihood by giving up a rare expression, disgust, is not kept); it is not tried at all where
+a class has fewer validation faces than folds. Then a face whose calibrated top
 probability is below a threshold is reported as *uncertain*: the threshold is the smallest one
 at which the faces kept on validation reach `TARGET_ACCURACY`.
 
@@ -237,10 +238,14 @@ def calibration_report(
     class_bias: bool = True,
     labels: Sequence[str] = EMOTIONS,
 ) -> dict:
-    """Fit T, the class bias (when `class_bias` and cross-validation keeps it), the sharpness
+    """Fit T, the class bias (when `class_bias`, every class has `BIAS_FOLDS` validation faces or
+    more, and cross-validation keeps it), the sharpness
     range (given the faces' sharpness) and the uncertainty threshold on validation; measure them
     on test (JSON-ready). `labels` names the logits' classes, in order."""
-    cv = bias_cross_validation(val_logits, y_val) if class_bias else None
+    # A class with a few validation faces cannot be cross-validated, and one with none would have
+    # its bias pushed without end: no bias is tried then (a smoke run, a small custom dataset).
+    counts = torch.bincount(y_val.long(), minlength=val_logits.shape[-1])
+    cv = bias_cross_validation(val_logits, y_val) if class_bias and int(counts.min()) >= BIAS_FOLDS else None
     if cv and cv["bias_kept"]:
         t, bias = fit_temperature_and_bias(val_logits, y_val)
     else:
