@@ -117,7 +117,9 @@ def main() -> None:
     data = load_fer2013(args.dataset, log=lambda *_: None)
     x, y = (data.x_val, data.y_val) if args.split == "validation" else (data.x_test, data.y_test)
     faces, y = x[: args.limit, 0].numpy(), y[: args.limit]
-    predictors = {Path(m).name: Predictor.from_pretrained(m) for m in args.models}
+    names = [Path(m).name for m in args.models]  # two folders of one name: their paths, as given
+    names = [n if names.count(n) == 1 else m for n, m in zip(names, args.models)]
+    predictors = {n: Predictor.from_pretrained(m) for n, m in zip(names, args.models)}
     print(
         f"FER-2013-C from the {args.split} split ({len(faces):,} faces x {len(conditions())} conditions); "
         f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; Predictor.score defaults"

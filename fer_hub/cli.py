@@ -339,14 +339,6 @@ def cmd_export_web(args) -> int:
     return 0
 
 
-def cmd_calibrate(args) -> int:
-    from .training.cli import calibrate_main
-
-    return calibrate_main(
-        [args.folder, "--dataset", args.dataset] + (["--revision", args.revision] if args.revision else [])
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -445,7 +437,6 @@ def _predict_parser(sub, model_help: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .distributed import SEGMENT_SECONDS
-    from .training.data import DEFAULT_DATASET
 
     p = argparse.ArgumentParser(prog="fer-hub", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -495,12 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_export_web)
 
     s = sub.add_parser(
-        "calibrate", help="fit the temperature, class bias and 'uncertain' threshold of a model folder"
+        "calibrate",
+        help="fit the temperature, class bias and 'uncertain' threshold of a model folder (fer-hub calibrate --help)",
+        add_help=False,
     )
-    s.add_argument("folder")
-    s.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
-    s.add_argument("--revision", default=None)
-    s.set_defaults(fn=cmd_calibrate)
+    s.set_defaults(fn=None)
 
     s = sub.add_parser(
         "train", help="train a model (the flags of train_hub.py; fer-hub train --help)", add_help=False
@@ -523,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.cli import soup_main
 
         return soup_main(argv[1:])
+    if argv[:1] == ["calibrate"]:
+        from .training.cli import calibrate_main
+
+        return calibrate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     _CREATED.clear()

@@ -367,3 +367,15 @@ def test_calibrate_runs_the_training_wings_command(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"error: {tmp_path}: no config.json; give a model folder written by train_hub.py"
     )
+
+
+@pytest.mark.parametrize("flag, tried", [([], True), (["--no-class-bias"], False)])
+def test_calibrate_tries_a_class_bias_unless_told_not_to(tmp_path, monkeypatch, flag, tried):
+    import fer_hub.training.cli as training_cli
+
+    (tmp_path / "config.json").write_text("{}")
+    seen = {}
+    monkeypatch.setattr(training_cli, "load_fer2013", lambda *a, **k: "data")
+    monkeypatch.setattr(training_cli, "calibrate_folder", lambda folder, data, **k: seen.update(k))
+    assert main(["calibrate", str(tmp_path), *flag]) == 0
+    assert seen == {"class_bias": tried}

@@ -70,11 +70,18 @@ def calibrate_main(argv: list[str] | None = None) -> int:
     p.add_argument("folder", help="model folder written by train_hub.py")
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"FER-2013 copy (default: {DEFAULT_DATASET})")
     p.add_argument("--revision", default=None, help="dataset commit (default: the pinned one)")
+    p.add_argument(
+        "--class-bias",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="try a bias per class, kept where cross-validation on validation says it predicts better "
+        "(default); --no-class-bias: the temperature alone, which changes no label",
+    )
     args = p.parse_args(argv)
     try:
         check_model_folder(args.folder)
         data = load_fer2013(args.dataset, revision=args.revision)
-        calibrate_folder(args.folder, data)
+        calibrate_folder(args.folder, data, class_bias=args.class_bias)
     except FerHubError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -186,8 +186,9 @@ def _portable(config: dict) -> dict:
 # calibrating a model folder
 
 
-def calibrate_folder(folder: str | Path, data, log=print) -> dict:
-    """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report."""
+def calibrate_folder(folder: str | Path, data, log=print, *, class_bias: bool = True) -> dict:
+    """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report.
+    `class_bias=False`: the temperature alone (no bias is tried)."""
     folder = Path(folder)
     model = load_model(folder)
     # Each split's plain and mirrored logits, once per classifier: every choice, fit and figure
@@ -216,6 +217,7 @@ def calibrate_folder(folder: str | Path, data, log=print) -> dict:
             val_sharpness=sharpness(data.x_val),
             test_sharpness=None if data.x_test is None else sharpness(data.x_test),
             labels=model.labels,
+            class_bias=class_bias,
         ),
         "tta": tta,
         "int8": use_int8,
