@@ -71,8 +71,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 def fit_temperature_and_bias(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
     """T > 0 and a per-class bias b (C,), summing to 0, minimizing the NLL of
     softmax(logits / T + b), jointly."""
-    t, b = _fit(logits, labels, with_bias=True)
-    return t, b
+    t, bias = _fit(logits, labels, with_bias=True)
+    return t, bias
 
 
 def _fit(logits: torch.Tensor, labels: torch.Tensor, with_bias: bool) -> tuple[float, torch.Tensor | None]:
@@ -89,10 +89,11 @@ def _fit(logits: torch.Tensor, labels: torch.Tensor, with_bias: bool) -> tuple[f
         return loss
 
     opt.step(closure)
+    t = float(log_t.detach().exp())
+    if not with_bias:
+        return t, None
     b = bias.detach()
-    return float(log_t.detach().exp()), (
-        b - b.mean()
-    ).float() if with_bias else None  # softmax ignores a shift
+    return t, (b - b.mean()).float()  # softmax ignores a common shift: centred, the bias is unique
 
 
 def scaled_logits(logits: torch.Tensor, temperature: float, bias: torch.Tensor | None) -> torch.Tensor:
@@ -108,10 +109,7 @@ def bias_cross_validation(logits: torch.Tensor, labels: torch.Tensor, folds: int
     and whether the bias is kept: its held-out NLL is lower and its macro-F1 no lower."""
     labels = labels.long()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    held_out = {
-        False: torch.empty(logits.shape, dtype=torch.float64),
-        True: torch.empty(logits.shape, dtype=torch.float64),
-    }
+    held_out = {with_bias: torch.empty(logits.shape, dtype=torch.float64) for with_bias in (False, True)}
     for k in range(folds):
         test = order[k::folds]
         train = torch.ones(len(labels), dtype=torch.bool)
