@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from ..labels import EMOTIONS
 from ..preprocess import normalize
+from ..scaling import bias_vector, calibrated_probabilities
 
 __all__ = [
     "predict_logits",
@@ -20,6 +21,7 @@ __all__ = [
     "choose_tta",
     "tta_is_better",
     "metrics_of",
+    "calibration_of",
     "choose_int8",
     "INT8_TOLERANCE",
     "classification_metrics",
@@ -164,6 +166,12 @@ def evaluate(
     return metrics_of(*logit_passes(model, x, progress=progress, **kwargs), y)
 
 
+def calibration_of(model) -> dict:
+    """`metrics_of`'s keyword arguments that label faces as `model`'s calibration does: its
+    temperature and its class bias, in its output order."""
+    return {"temperature": model.temperature, "class_bias": bias_vector(model.class_bias, model.labels)}
+
+
 def metrics_of(
     logits: torch.Tensor,
     mirror: torch.Tensor,
@@ -174,10 +182,9 @@ def metrics_of(
 ) -> dict:
     """`evaluate`'s metrics from the logits of the images and of their mirror images, each face
     labelled as the calibration (`fer_hub.scaling`) labels it: a class bias moves labels."""
-    shift = 0 if class_bias is None else class_bias
 
     def labels(z: torch.Tensor) -> torch.Tensor:
-        return (z / temperature + shift).argmax(-1)
+        return calibrated_probabilities(z, temperature, class_bias).argmax(-1)
 
     metrics = classification_metrics(y, labels(logits))
     tta = classification_metrics(y, labels((logits + mirror) / 2))

@@ -22,11 +22,10 @@ from ..labels import EMOTIONS
 from ..models import MODELS, load_model
 from ..onnx_model import INT8_FILE, OnnxClassifier, metadata_of, quantize_int8, set_metadata
 from ..quality import sharpness
-from ..scaling import bias_vector
 from .batchnorm import BATCHNORM_FACES
 from .calibration import bias_note, calibration_report, no_signal_note
 from .card import build_model_card, hub_metadata
-from .evaluate import choose_int8, logit_passes, metrics_of, scored, tta_is_better
+from .evaluate import calibration_of, choose_int8, logit_passes, metrics_of, scored, tta_is_better
 from .plots import plot_confusion_matrix, plot_history, plot_reliability
 from .state import TEMP_PREFIX
 
@@ -224,14 +223,12 @@ def calibrate_folder(folder: str | Path, data, log=print, *, class_bias: bool = 
         "validation_accuracy_by_precision": checked,
     }
     write_calibration(folder, report)
+    calibrated = load_model(folder)  # as config.json now says
     if use_int8:  # the export's own metadata says what config.json now says
-        set_metadata(folder / INT8_FILE, metadata_of(load_model(folder)))
+        set_metadata(folder / INT8_FILE, metadata_of(calibrated))
     # The accuracy figures follow the same scoring code, so a folder measured by an older
     # version of it does not keep quoting figures its users no longer get.
-    calibrated = load_model(folder)
-    labelled = dict(
-        temperature=calibrated.temperature, class_bias=bias_vector(calibrated.class_bias, calibrated.labels)
-    )
+    labelled = calibration_of(calibrated)
     measured = {"validation": metrics_of(*val, data.y_val, **labelled)}
     if test is not None:
         measured["test"] = metrics_of(*test, data.y_test, **labelled)

@@ -30,14 +30,13 @@ from ..labels import EMOTIONS
 from ..models import MODELS
 from ..preprocess import normalize
 from ..quality import sharpness
-from ..scaling import bias_vector
 from .augment import AugmentConfig, augment_batch
 from .batchnorm import refresh_batchnorm
 from .calibration import bias_note, calibration_report, no_signal_note
 from .config import RESUME_MAY_CHANGE, TrainConfig
 from .data import FERData, load_fer2013
 from .ema import EMA
-from .evaluate import logit_passes, metrics_of, predict_proba, scored, tta_is_better
+from .evaluate import calibration_of, logit_passes, metrics_of, predict_proba, scored, tta_is_better
 from .state import STATE_FILE, TrainState, config_differences, interrupts_deferred, prepare_output
 
 __all__ = ["Run", "RunResult", "prepare_run", "train_step", "train", "end_epoch", "final_report"]
@@ -493,7 +492,7 @@ def final_report(
     )
     best.load_state_dict(state.best_weights)
     best = best.eval()
-    labelled = dict(temperature=best.temperature, class_bias=bias_vector(best.class_bias, best.labels))
+    labelled = calibration_of(best)
     metrics: dict = {split: metrics_of(*passes[split], y, **labelled) for split, (_, y) in splits.items()}
     metrics["calibration"] = calibration
     history = state.history
