@@ -5,9 +5,10 @@
     python benchmarks/bench_train.py --dataset ../shared/fer2013 --epochs 1 --limit 2000   # CPU smoke
 
 `--speed` times the training step exactly as `fer_hub.training.loop` runs it (augmentation, forward,
-backward, AdamW, EMA update) for each model over batch size, memory format, thread count and
-torch.compile, and prints images/s; it is how the CPU defaults (batch 64, channels_last, no
-compile, one thread per core) were chosen. Stop any training run first (or `kill -STOP` it):
+backward, AdamW, EMA update) for each model over batch size, memory format, thread count,
+torch.compile and bf16 autocast (where the CPU computes bf16 natively), and prints images/s; it is
+how the CPU defaults (batch 64, channels_last, one thread per core, compile and bf16 where they
+pay) were chosen. Stop any training run first (or `kill -STOP` it):
 it shares the cores.
 
 Without `--speed` it trains every recipe x model and prints seconds per epoch, images/s, total
@@ -24,20 +25,31 @@ import time
 import torch
 
 from fer_hub.training.config import RECIPES, TrainConfig
-from fer_hub.training.loop import device_description, prepare_run, resolve_device, train, train_step
+from fer_hub.training.loop import (
+    bf16_pays_off,
+    device_description,
+    prepare_run,
+    resolve_device,
+    train,
+    train_step,
+)
 
-# (batch, channels_last, threads, compile); threads 0 = torch's default
+# (batch, channels_last, threads, compile, bf16); threads 0 = torch's default
 SPEED_GRID = [
-    (64, False, 0, False),
-    (64, True, 0, False),
-    (128, True, 0, False),
-    (256, True, 0, False),
-    (64, True, 1, False),
-    (64, True, 0, True),
+    (64, False, 0, False, False),
+    (64, True, 0, False, False),
+    (128, True, 0, False, False),
+    (256, True, 0, False, False),
+    (64, True, 1, False, False),
+    (64, True, 0, True, False),
+    (64, True, 0, False, True),
+    (64, True, 0, True, True),
 ]
 
 
-def step_speed(model_name: str, batch: int, channels_last: bool, compile_: bool, device, images: int):
+def step_speed(
+    model_name: str, batch: int, channels_last: bool, compile_: bool, bf16: bool, device, images: int
+):
     """images/s of the strong recipe's training step (`fer_hub.training.loop.train_step`, the one
     `train()` runs), and seconds spent before the first step finished (compilation included)."""
     torch.manual_seed(0)
@@ -48,6 +60,7 @@ def step_speed(model_name: str, batch: int, channels_last: bool, compile_: bool,
         batch_size=batch,
         channels_last=channels_last,
         compile=compile_,
+        bf16=bf16,
         device=str(device),
     )
     X = torch.randint(0, 256, (batch, 1, 48, 48), dtype=torch.uint8)
@@ -70,16 +83,18 @@ def speed(args) -> None:
     default_threads = torch.get_num_threads()
     print(f"device: {device} ({device_description(device)}); torch {torch.__version__}")
     print(
-        f"{'model':11s} {'batch':>5s} {'layout':>14s} {'threads':>7s} {'compile':>7s} {'img/s':>7s} {'warm-up s':>9s}"
+        f"{'model':11s} {'batch':>5s} {'layout':>14s} {'threads':>7s} {'compile':>7s} {'bf16':>5s} {'img/s':>7s} {'warm-up s':>9s}"
     )
     for model in args.models:
-        for batch, cl, threads, comp in SPEED_GRID:
+        for batch, cl, threads, comp, bf16 in SPEED_GRID:
+            if bf16 and not bf16_pays_off(device):
+                continue  # emulated bf16: slower than float32, and not what training would use
             torch.set_num_threads(threads or default_threads)
-            ips, warm = step_speed(model, batch, cl, comp, device, args.images)
+            ips, warm = step_speed(model, batch, cl, comp, bf16, device, args.images)
             layout = "channels_last" if cl else "contiguous"
             print(
                 f"{model:11s} {batch:5d} {layout:>14s} {threads or default_threads:7d} "
-                f"{'yes' if comp else 'no':>7s} {ips:7.0f} {warm:9.1f}",
+                f"{'yes' if comp else 'no':>7s} {'yes' if bf16 else 'no':>5s} {ips:7.0f} {warm:9.1f}",
                 flush=True,
             )
         torch.set_num_threads(default_threads)

@@ -299,7 +299,7 @@ def test_recipe_values_apply_and_explicit_flags_override_them():
 
 @pytest.mark.slow
 def test_fast_recipe_runs_on_cpu(tiny_fer, tmp_path):
-    # bf16 switches itself off on CPU; the one-cycle schedule and big batch still run.
+    # the GPU recipe's one-cycle schedule and big batch also run on a CPU.
     args = config_mod.build_parser().parse_args(["--recipe", "fast", "--epochs", "2", "--batch-size", "64"])
     cfg = config_mod.config_from_args(args)
     cfg.dataset, cfg.output = str(tiny_fer), str(tmp_path / "out")
@@ -323,8 +323,42 @@ def test_compiled_training_saves_and_ships_plain_weights(tiny_fer, tmp_path):
 
 def test_compile_is_on_where_measured_to_pay_off():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert loop_mod.compile_pays_off("cnn-model2", cpu) and not loop_mod.compile_pays_off("custom-cnn", cpu)
-    assert loop_mod.compile_pays_off("custom-cnn", cuda)
+    assert not loop_mod.compile_pays_off("cnn-model2", cpu) and not loop_mod.compile_pays_off(
+        "custom-cnn", cpu
+    )
+    assert loop_mod.compile_pays_off("custom-cnn", cuda) and loop_mod.compile_pays_off("cnn-model2", cuda)
+
+
+@pytest.mark.parametrize(
+    "caps, expected",
+    [
+        ({"avx512_bf16": True}, True),
+        ({"amx_bf16": True}, True),
+        ({"avx512_f": True, "avx2": True}, False),
+        ({}, False),
+    ],
+)
+def test_bf16_is_on_where_the_cpu_computes_it_natively(caps, expected, monkeypatch):
+    # Without native bf16 a CPU emulates it, slower than float32: auto must leave it off there.
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    assert loop_mod.bf16_pays_off(torch.device("cpu")) is expected
+    assert loop_mod.bf16_pays_off(torch.device("cuda")) and not loop_mod.bf16_pays_off(torch.device("mps"))
+
+
+@pytest.mark.parametrize("flags, expected", [([], None), (["--bf16"], True), (["--no-bf16"], False)])
+def test_bf16_flag_forces_autocast_either_way_and_defaults_to_where_it_pays(flags, expected):
+    cfg = config_mod.config_from_args(config_mod.build_parser().parse_args(flags))
+    assert cfg.bf16 is expected
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_bf16_training_ships_float32_weights_and_records_the_choice(bf16, tiny_fer, tmp_path):
+    result = train(quick(tiny_fer, tmp_path, model="custom-cnn", limit=100, bf16=bf16), log=lambda *_: None)
+    assert result.metrics["bf16"] is bf16
+    assert all(p.dtype == torch.float32 for p in result.model.state_dict().values() if p.is_floating_point())
+    assert torch.isfinite(torch.tensor(result.metrics["validation"]["accuracy"]))
+    out = write_model_folder(result, tmp_path / "folder")
+    assert ("bf16 autocast" in (out / "README.md").read_text()) is bf16
 
 
 @pytest.mark.slow

@@ -250,10 +250,18 @@ def _recipe_text(metrics: dict, config: dict) -> tuple[str, str, str]:
     return augmentation, recipe, reproduce_command({**defaults, **config})
 
 
+def _speed_settings(metrics: dict) -> str:
+    """', bf16 autocast, torch.compile' as the run resolved them (older runs did not record it)."""
+    used = [
+        name for key, name in (("bf16", "bf16 autocast"), ("compiled", "torch.compile")) if metrics.get(key)
+    ]
+    return "".join(f", {name}" for name in used)
+
+
 def _run_text(metrics: dict) -> str:
     return f"""Best epoch on validation: {metrics["best_epoch"]} of {metrics["epochs_run"]} run. Test was
 evaluated once, after model selection. Hardware: {metrics["hardware"]} (torch
-{metrics["torch_version"]}); training loop {metrics["train_seconds"]:.1f} s,
+{metrics["torch_version"]}{_speed_settings(metrics)}); training loop {metrics["train_seconds"]:.1f} s,
 {metrics["seconds_per_epoch"]:.2f} s and {metrics["images_per_second"]:,.0f} images/s per epoch."""
 
 

@@ -90,7 +90,6 @@ RECIPES: dict[str, dict] = {
         schedule="onecycle",
         warmup=0.2,
         patience=0,
-        bf16=True,
     ),
 }
 
@@ -148,10 +147,12 @@ class TrainConfig:
     distill: float = setting(0.5, "weight of the distillation loss with --teacher (default: 0.5)", group=RECIPE, card=True, type=float)  # fmt: skip
     distill_temperature: float = setting(2.0)  # softens teacher and student alike (Hinton et al. 2015)
     # speed: settings that change how fast a run is, not what it learns
-    bf16: bool = setting(False, card=True)  # bf16 autocast (CUDA only)
+    # None: where the hardware computes bf16 natively (loop.bf16_pays_off); autocast keeps the
+    # weights, the optimizer and the loss in float32
+    bf16: bool | None = setting(None, "bf16 autocast for the forward pass (default: where the hardware computes bf16 natively: on CUDA, and on CPUs with AVX-512 BF16 or AMX)", group=RECIPE, learns=False, card=True, action=argparse.BooleanOptionalAction)  # fmt: skip
     channels_last: bool = setting(True, card=True)  # faster on this project's CPU (bench_train.py --speed)
     # None: where it pays (loop.compile_pays_off)
-    compile: bool | None = setting(None, "torch.compile the training step (default: where measured to pay off: on CUDA, and for cnn-model2 on a CPU)", group=RECIPE, learns=False, card=True, action=argparse.BooleanOptionalAction)  # fmt: skip
+    compile: bool | None = setting(None, "torch.compile the training step (default: where measured to pay off: on CUDA)", group=RECIPE, learns=False, card=True, action=argparse.BooleanOptionalAction)  # fmt: skip
     device: str = setting("auto", "where to train (default: auto = cuda, then mps, then cpu)", group=SYSTEM, learns=False, choices=["auto", "cpu", "cuda", "mps"])  # fmt: skip
     # 0: torch's default, one per core
     threads: int = setting(0, "CPU threads for torch (default: one per core)", group=SYSTEM, learns=False, type=int)  # fmt: skip

@@ -37,7 +37,6 @@ def predict_logits(
     *,
     batch_size: int = 256,
     device: torch.device | str | None = None,
-    autocast_dtype: torch.dtype | None = None,
     progress: str | None = None,
 ) -> torch.Tensor:
     """Float32 logits (N, 7) for uint8 images (N, 1, 48, 48), on the CPU, in eval mode.
@@ -52,8 +51,7 @@ def predict_logits(
         starts = tqdm(starts, desc=progress, unit="batch", leave=False, dynamic_ncols=True, disable=None)
     for i in starts:
         xb = normalize(x[i : i + batch_size].to(device, non_blocking=True))
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            out.append(model(xb).float().cpu())
+        out.append(model(xb).float().cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, len(EMOTIONS))
 

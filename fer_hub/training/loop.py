@@ -6,8 +6,8 @@
 Three recipes (`RECIPES` in `config.py`). `reference` is the published one: batch 64, Adam 5e-4 (weight decay
 1e-4), StepLR(5, 0.5), early stopping (patience 5) on validation accuracy, at most 100 epochs.
 `strong` trains the shipped checkpoints: stronger augmentation, AdamW, one-cycle and a weight
-average (EMA). `fast` is for a GPU: large batches, one-cycle, bf16 autocast and torch.compile. All
-keep the decoded dataset on the training device as uint8 and augment whole batches there
+average (EMA). `fast` is for a GPU: large batches and one-cycle. Every recipe runs the forward
+pass in bf16 where the hardware computes it natively (a GPU, recent CPUs). All keep the decoded dataset on the training device as uint8 and augment whole batches there
 (`fer_hub.training.augment`), select the best epoch on validation, and touch the test split exactly once,
 at the end. The whole run state is saved after every epoch (`fer_hub.training.state`): `--resume`
 continues a killed run and ends with the weights an unbroken run would have.
@@ -59,12 +59,25 @@ def resolve_device(name: str) -> torch.device:
 
 def compile_pays_off(model: str, device: torch.device) -> bool:
     """Whether torch.compile speeds up training `model` on `device`, as
-    `benchmarks/bench_train.py --speed` measures it (README, "Speed"): on a CPU it pays for
-    CnnModel2 (its compile is repaid within the first epoch) and not for CustomCNN; on CUDA it
-    pays for both."""
+    `benchmarks/bench_train.py --speed` measures it (README, "Speed"): on CUDA it pays for both
+    models; on a CPU for neither (its seconds of compiling buy no faster step, in float32 or bf16)."""
+    return device.type == "cuda"
+
+
+def bf16_pays_off(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds up training on `device`: on CUDA, and on a CPU whose vector
+    units compute bf16 natively (AVX-512 BF16, AMX), where oneDNN's bf16 convolutions about
+    double CnnModel2's and CustomCNN's training steps (`benchmarks/bench_train.py --speed`).
+    Elsewhere a CPU would emulate bf16, slower than float32."""
     if device.type == "cuda":
         return True
-    return device.type == "cpu" and model == "cnn-model2"
+    if device.type != "cpu":
+        return False
+    if hasattr(torch.cpu, "get_capabilities"):
+        caps = torch.cpu.get_capabilities()
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    # torch before get_capabilities (the floor in pyproject is older)
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 def device_description(device: torch.device) -> str:
@@ -211,7 +224,7 @@ class Run:
 def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, log=print) -> Run:
     """Model, optimizer, schedule, weight average and the training split on `cfg.device`."""
     device = resolve_device(cfg.device)
-    use_bf16 = cfg.bf16 and device.type == "cuda"
+    use_bf16 = bf16_pays_off(device) if cfg.bf16 is None else cfg.bf16
     use_compile = compile_pays_off(cfg.model, device) if cfg.compile is None else cfg.compile
     log(
         f"[train] device {device} ({device_description(device)}); bf16 {use_bf16}, "
@@ -414,10 +427,11 @@ def end_epoch(run: Run, state: TrainState, record: dict, data: FERData, state_pa
     """Validate the weights that would ship, keep them if they are the best so far, decide on
     early stopping, and save the whole run to `state_path` before the epoch's line is printed."""
     cfg, t0 = run.cfg, time.perf_counter()
-    autocast_dtype = torch.bfloat16 if run.use_bf16 else None
     if run.ema and cfg.ema_batchnorm:
         refresh_batchnorm(run.ema.module, run.X, faces=cfg.ema_batchnorm)
-    val_pred = predict_proba(run.shipped, data.x_val, device=run.device, autocast_dtype=autocast_dtype)
+    # in float32 even when training runs in bf16: the accuracy that selects an epoch is that of
+    # the weights as they ship
+    val_pred = predict_proba(run.shipped, data.x_val, device=run.device)
     val_acc = float((val_pred.argmax(-1) == data.y_val).float().mean())
     record.update(
         val_acc=val_acc, val_seconds=time.perf_counter() - t0
@@ -507,6 +521,9 @@ def final_report(
         device=str(run.device),
         hardware=device_description(run.device),
         torch_version=torch.__version__,
+        # what --bf16 and --compile resolved to (their default is "where it pays")
+        bf16=run.use_bf16,
+        compiled=run.step_model is not run.model,
         n_train=len(run.X),
         n_validation=len(data.x_val),
         n_test=None if data.x_test is None else len(data.x_test),
