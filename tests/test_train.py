@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,13 @@ import fer_hub.training.cli as cli_mod
 import fer_hub.training.config as config_mod
 import fer_hub.training.folder as folder_mod
 import fer_hub.training.loop as loop_mod
-from fer_hub import CustomCNN, load_model
+from fer_hub import CnnModel2, CustomCNN, load_model
 from fer_hub.errors import FerHubError
 from fer_hub.training.cli import main
 from fer_hub.training.config import TrainConfig, build_parser, config_from_args, reproduce_command
 from fer_hub.training.folder import write_model_folder
 from fer_hub.training.loop import train
+from fer_hub.training.state import config_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER_FILES = {
@@ -374,7 +376,7 @@ def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp
         train(quick(tiny_fer, tmp_path, epochs=2), log=lambda *_: None), tmp_path / "t"
     )
     logs = []
-    cfg = quick(tiny_fer, tmp_path, epochs=1, teacher=str(teacher), output=str(tmp_path / "s"))
+    cfg = quick(tiny_fer, tmp_path, epochs=1, teacher=[str(teacher)], output=str(tmp_path / "s"))
     result = train(cfg, log=logs.append)
     assert any("[distill] soft targets from" in str(line) for line in logs)
     assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # finite, not NaN
@@ -382,12 +384,56 @@ def test_distillation_from_a_teacher_folder_trains_and_is_recorded(tiny_fer, tmp
     assert "distilled from" in card.read_text()
     # the teacher is named by its weights' hash: its folder may later hold another model
     digest = hashlib.sha256((teacher / "model.safetensors").read_bytes()).hexdigest()
-    assert result.metrics["teacher"]["sha256"] == digest
-    assert result.metrics["teacher"]["architecture"] == "custom-cnn"
+    assert result.metrics["teacher"][0]["sha256"] == digest
+    assert result.metrics["teacher"][0]["architecture"] == "custom-cnn"
     assert digest[:16] in card.read_text()
-    bad = quick(tiny_fer, tmp_path, epochs=1, teacher=str(tmp_path / "nope"), output=str(tmp_path / "b"))
+    bad = quick(
+        tiny_fer,
+        tmp_path,
+        epochs=1,
+        teacher=[str(teacher), str(tmp_path / "nope")],
+        output=str(tmp_path / "b"),
+    )
     with pytest.raises(ValueError, match="--teacher"):
         train(bad, log=lambda *_: None)
+
+
+def test_an_ensemble_teacher_gives_the_mean_of_its_teachers_soft_targets(tiny_fer, tmp_path):
+    torch.manual_seed(0)
+    a, b = CustomCNN().eval(), CnnModel2().eval()
+    for model, name in ((a, "a"), (b, "b")):
+        model.save_pretrained(tmp_path / name)
+    x = torch.randint(0, 256, (16, 1, 48, 48), dtype=torch.uint8)
+    one = lambda *teachers: loop_mod.teacher_targets(  # noqa: E731
+        quick(tiny_fer, tmp_path, teacher=[str(tmp_path / t) for t in teachers]), x, log=lambda *_: None
+    )
+    both = one("a", "b")
+    assert torch.allclose(both, (one("a") + one("b")) / 2)
+    assert torch.allclose(both.sum(-1), torch.ones(16))
+    assert not torch.allclose(both, one("a"), atol=1e-3)
+
+
+def test_several_teachers_are_recorded_one_by_one_on_the_card():
+    from fer_hub.training.card import _augmentation_text, _recipe_text
+
+    config = {**asdict(TrainConfig()), "teacher": ["runs/s1", "runs/s2"]}
+    text = _augmentation_text(config)
+    assert "distilled from `runs/s1`, `runs/s2`" in text and "mean of the 2 teachers'" in text
+    records = [{"folder": f, "architecture": "cnn-model2", "sha256": f * 8} for f in ("runs/s1", "runs/s2")]
+    augmentation, _, command = _recipe_text({"teacher": records}, config)
+    assert "The teacher 1 (`runs/s1`)" in augmentation and "The teacher 2 (`runs/s2`)" in augmentation
+    assert "--teacher runs/s1 runs/s2" in command
+    # a folder from before several teachers were allowed: one str, one record
+    old = {**asdict(TrainConfig()), "teacher": "runs/t"}
+    augmentation, _, command = _recipe_text({"teacher": records[0]}, old)
+    assert "distilled from `runs/t` (" in augmentation and "its flip-averaged" in augmentation
+    assert "The teacher, as read" in augmentation and "--teacher runs/t" in command
+
+
+def test_a_run_recorded_with_one_teacher_resumes_with_the_same_flag():
+    saved = {"teacher": "runs/t", "lr": 1}
+    assert config_differences(saved, {"teacher": ["runs/t"], "lr": 1}) == []
+    assert config_differences(saved, {"teacher": ["runs/t", "runs/u"], "lr": 1}) != []
 
 
 @pytest.mark.slow
@@ -459,6 +505,7 @@ def test_mixup_trains_with_finite_losses_and_is_on_the_card(tiny_fer, tmp_path):
     "flags",
     [
         "--model custom-cnn --recipe strong --epochs 60 --rotation 10 --scale 0.1 --erase 0 --teacher t",
+        "--model cnn-model2 --recipe strong --teacher runs/s1 runs/s2 runs/s3 --distill 0.7",
         "--model cnn-model2 --recipe reference --limit 500 --lr 0.002 --batch-size 32 --save-dtype float16",
         "--recipe fast --device cuda --threads 4 --output o --ema 0.99 --weight-decay 0.01 --seed 3",
         "--model cnn-model2 --recipe strong --init a/b --mixup 0.2 --logit-adjust 1 --degrade 0.3",

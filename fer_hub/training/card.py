@@ -18,7 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..labels import EMOTIONS
 from ..models import PROJECT_URL, library_metadata
-from .config import CARD_SETTINGS, TrainConfig, reproduce_command
+from .config import CARD_SETTINGS, TrainConfig, folders, reproduce_command
 from .data import DEFAULT_DATASET
 from .evaluate import accuracy_interval
 
@@ -93,10 +93,12 @@ def _augmentation_text(config: dict) -> str:
         stopping += f"logit-adjusted (tau {config['logit_adjust']:g} times the log class frequency); "
     if config.get("init"):
         stopping += f"fine-tuned from the weights of `{config['init']}`; "
-    if config.get("teacher"):
+    if teachers := folders(config.get("teacher")):
+        named = ", ".join(f"`{t}`" for t in teachers)
+        whose = "its" if len(teachers) == 1 else f"the mean of the {len(teachers)} teachers'"
         stopping += (
-            f"distilled from `{config['teacher']}` (weight {config['distill']:g}, temperature "
-            f"{config['distill_temperature']:g}, its flip-averaged soft targets); "
+            f"distilled from {named} (weight {config['distill']:g}, temperature "
+            f"{config['distill_temperature']:g}, {whose} flip-averaged soft targets); "
         )
     return (
         f"Augmentation (per image, in batch on the device): {', '.join(aug)}. Cross-entropy with "
@@ -240,13 +242,17 @@ def _recipe_text(metrics: dict, config: dict) -> tuple[str, str, str]:
     recipe = "\n".join(f"| `{k}` | {config.get(k, defaults.get(k))} |" for k in CARD_SETTINGS)
     augmentation = _augmentation_text({**defaults, **config})
     for key, role in (("teacher", "The teacher"), ("init", "The starting weights")):
-        if source := metrics.get(key):
+        # a record per teacher; one dict in folders made before several teachers were allowed
+        sources = metrics.get(key) or []
+        sources = [sources] if isinstance(sources, dict) else sources
+        for i, source in enumerate(sources):
             known = [source.get("architecture", "")]
             if "validation_accuracy" in source:
                 known.append(f"validation accuracy {_pct(source['validation_accuracy'])}")
             if "sha256" in source:
                 known.append(f"model.safetensors sha256 `{source['sha256'][:16]}`")
-            augmentation += f" {role}, as read when this run started: {', '.join(k for k in known if k)}."
+            name = f"{role} {i + 1} (`{source['folder']}`)" if len(sources) > 1 else role
+            augmentation += f" {name}, as read when this run started: {', '.join(k for k in known if k)}."
     return augmentation, recipe, reproduce_command({**defaults, **config})
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "build_parser",
     "config_from_args",
     "reproduce_command",
+    "folders",
 ]
 
 DATA, RECIPE, SYSTEM, HUB = (
@@ -142,7 +143,9 @@ class TrainConfig:
     degrade: float = setting(0.0, "probability of one photographic degradation per image: blur, noise, low resolution or low light, 0 = off ({recipes})", group=RECIPE, card=True, type=float)  # fmt: skip
     # distillation: soft targets from a trained model folder (its flip-averaged probabilities on
     # the un-augmented training images, computed once), mixed into the loss
-    teacher: str | None = setting(None, "distil from this trained model folder (its soft targets join the loss; default: none)", group=RECIPE, card=True)  # fmt: skip
+    # several folders: an ensemble teacher, the mean of their soft targets (a str in the records
+    # of runs made before several were allowed: `folders`)
+    teacher: list[str] | None = setting(None, "distil from these trained model folders: the mean of their soft targets joins the loss, so several folders make an ensemble teacher (default: none)", group=RECIPE, card=True, nargs="+", metavar="FOLDER")  # fmt: skip
     # weight of the distillation term; 1 - distill goes to the labels
     distill: float = setting(0.5, "weight of the distillation loss with --teacher (default: 0.5)", group=RECIPE, card=True, type=float)  # fmt: skip
     distill_temperature: float = setting(2.0)  # softens teacher and student alike (Hinton et al. 2015)
@@ -197,10 +200,19 @@ def reproduce_command(config: dict) -> str:
             continue
         value = config[f.name]
         if learns == "always" or (value != recipe.get(f.name) and value is not None):
-            parts.append(
-                f"{_flag(f.name)} {value:g}" if isinstance(value, float) else f"{_flag(f.name)} {value}"
-            )
+            if isinstance(value, float):
+                value = f"{value:g}"
+            elif isinstance(value, list):
+                value = " ".join(value)
+            parts.append(f"{_flag(f.name)} {value}")
     return " ".join(parts)
+
+
+def folders(value: str | list[str] | None) -> list[str]:
+    """The folders a path setting names (`teacher`): a list now, one str in older records."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -174,10 +174,13 @@ def _portable(config: dict) -> dict:
     """`config` with absolute local paths made relative to the working directory: the record
     says how the run was made, not how the machine that made it is laid out."""
     out = dict(config)
+    relative = lambda path: os.path.relpath(path) if os.path.isabs(path) else path  # noqa: E731
     for key in _PATH_SETTINGS:
         value = out.get(key)
-        if value and os.path.isabs(value):
-            out[key] = os.path.relpath(value)
+        if isinstance(value, list):  # several teachers
+            out[key] = [relative(v) for v in value]
+        elif value:
+            out[key] = relative(value)
     return out
 
 

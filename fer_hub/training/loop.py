@@ -33,7 +33,7 @@ from ..quality import sharpness
 from .augment import AugmentConfig, augment_batch
 from .batchnorm import refresh_batchnorm
 from .calibration import bias_note, calibration_report, no_signal_note
-from .config import RESUME_MAY_CHANGE, TrainConfig
+from .config import RESUME_MAY_CHANGE, TrainConfig, folders
 from .data import FERData, load_fer2013
 from .ema import EMA
 from .evaluate import calibration_of, logit_passes, metrics_of, predict_proba, scored, tta_is_better
@@ -125,20 +125,23 @@ def build_optimizer(cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: i
 
 @torch.inference_mode()
 def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tensor:
-    """Soft targets (N, 7) in EMOTIONS order: the teacher's temperature-softened probabilities
-    on the un-augmented training images, averaged with their mirror images."""
+    """Soft targets (N, 7) in EMOTIONS order: each teacher's temperature-softened probabilities
+    on the un-augmented training images, averaged with their mirror images, then over the
+    teachers (an ensemble's mean probabilities, Hinton et al. 2015)."""
     from ..models import load_model
 
-    try:
-        teacher = load_model(cfg.teacher)
-    except (FileNotFoundError, ValueError, OSError) as e:
-        raise InputError(f"--teacher {cfg.teacher}: {e}") from None
-    order = [list(teacher.labels).index(e) for e in EMOTIONS]
-    log(f"[distill] soft targets from {cfg.teacher} ({type(teacher).__name__}), T={cfg.distill_temperature}")
     t = cfg.distill_temperature
-    plain, mirror = logit_passes(teacher, x, progress="teacher targets")
-    p = ((plain / t).softmax(-1) + (mirror / t).softmax(-1)) / 2
-    return p[:, order]
+    targets = []
+    for folder in folders(cfg.teacher):
+        try:
+            teacher = load_model(folder)
+        except (FileNotFoundError, ValueError, OSError) as e:
+            raise InputError(f"--teacher {folder}: {e}") from None
+        order = [list(teacher.labels).index(e) for e in EMOTIONS]
+        log(f"[distill] soft targets from {folder} ({type(teacher).__name__}), T={t}")
+        plain, mirror = logit_passes(teacher, x, progress="teacher targets")
+        targets.append((((plain / t).softmax(-1) + (mirror / t).softmax(-1)) / 2)[:, order])
+    return torch.stack(targets).mean(0)
 
 
 def folder_record(folder: str | Path) -> dict:
@@ -367,7 +370,9 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
     log(f"[data] {data.summary()}; training on {len(x_train):,} images")
     run = prepare_run(cfg, x_train, y_train, log)
     # recorded now: a teacher's or init's folder may hold another model by the time the card is read
-    sources = {k: folder_record(getattr(cfg, k)) for k in ("teacher", "init") if getattr(cfg, k)}
+    sources: dict = {"teacher": [folder_record(f) for f in folders(cfg.teacher)]} if cfg.teacher else {}
+    if cfg.init:
+        sources["init"] = folder_record(cfg.init)
     if state.model is not None:
         state.restore(run.model, run.opt, run.sched, run.ema, run.gen)
     if state.epoch < cfg.epochs and not state.done:
@@ -467,7 +472,7 @@ def final_report(
     state: TrainState,
     data: FERData,
     run: Run,
-    sources: dict[str, dict],
+    sources: dict,  # "teacher": a record per folder; "init": one record
     interrupted: bool,
     log=print,
 ) -> RunResult:

@@ -97,6 +97,8 @@ def config_differences(
     diff = []
     for k in keys:
         before, after = saved.get(k, defaults.get(k, missing)), now.get(k, missing)
+        if isinstance(before, str) and isinstance(after, list):
+            before = [before]  # one teacher, recorded before several were allowed
         if before != after:
             diff.append(f"{k}: {before!r} -> {after!r}")
     return diff
