@@ -11,7 +11,10 @@ train() {  # model, output folder, extra flags...
     echo "[$out] already trained"; return 0
   fi
   echo "[$out] $(date -u +%FT%TZ) start ${resume[*]:-}"
-  # Fixed thread count: a resumed CPU run reproduces an unbroken one only with the same threads.
-  "$PY" train_hub.py --model "$model" --recipe strong --dataset "$DATASET" --threads 2 \
+  # Fixed thread count: a resumed CPU run reproduces an unbroken one only with the same threads
+  # (THREADS=0: no flag, torch's default of one per core).
+  local threads=(--threads "${THREADS:-2}")
+  [ "${THREADS:-2}" = 0 ] && threads=()
+  "$PY" train_hub.py --model "$model" --recipe strong --dataset "$DATASET" "${threads[@]}" \
     --save-dtype float16 --output "$out" "$@" "${resume[@]}"
 }

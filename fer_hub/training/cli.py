@@ -9,16 +9,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import FerHubError, NotFoundError
-from .config import build_parser, config_from_args
+from .config import TrainConfig, build_parser, config_from_args
 from .data import DEFAULT_DATASET, load_fer2013
 from .folder import calibrate_folder, check_new_folder, write_model_folder, write_soup_folder
 from .loop import train
 from .state import STATE_FILE
 
-__all__ = ["main", "calibrate_main", "soup_main"]
+__all__ = ["main", "config_of", "calibrate_main", "soup_main"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def config_of(argv: list[str] | None = None) -> TrainConfig:
+    """The run that train_hub.py's command line `argv` asks for, checked: a flag it refuses
+    exits with argparse's usage error, before any data loads."""
     parser = build_parser()
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"--ema-batchnorm {cfg.ema_batchnorm}: a number of faces (0 = off), for a run with a weight average (--ema)"
         )
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = config_of(argv)
     try:
         if cfg.push:
             from .hub import check_can_push

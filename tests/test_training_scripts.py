@@ -1,0 +1,60 @@
+"""The resumable training scripts (scripts/*.sh) run for hours unattended: a flag that
+train_hub.py would refuse must fail here, in a second, not after the runs before it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer_hub.training.cli import config_of
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = [
+    "train_checkpoints.sh",
+    "soup_ingredients.sh",
+    "recipe_proxies.sh",
+    "distill_proxies.sh",
+    "seed_ensemble.sh",
+]
+
+
+def commands_of(script: str, tmp_path: Path) -> list[list[str]]:
+    """Each command line the script hands to Python, recorded by a stand-in for the interpreter."""
+    log = tmp_path / "argv.jsonl"
+    stub = tmp_path / "python"
+    stub.write_text(
+        f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    stub.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(stub)}
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / script), "../shared/fer2013"], env=env, check=True, timeout=60
+    )
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_training_command_of_a_script_parses(script, tmp_path):
+    runs = [argv[1:] for argv in commands_of(script, tmp_path) if argv[:1] == ["train_hub.py"]]
+    for argv in runs:
+        cfg = config_of(argv)  # what train_hub.py would refuse exits here
+        assert cfg.recipe == "strong" and cfg.dataset == "../shared/fer2013"
+        for folder in [cfg.init, *(cfg.teacher or [])]:
+            # a folder the script trains earlier, or one that ships
+            assert folder is None or folder.startswith(("runs/", "space/checkpoints/")), folder
+
+
+def test_the_ensemble_script_distils_from_the_seeds_it_trains(tmp_path):
+    runs = [argv[1:] for argv in commands_of("seed_ensemble.sh", tmp_path) if argv[:1] == ["train_hub.py"]]
+    configs = [config_of(argv) for argv in runs]
+    if not configs:
+        pytest.skip("every run of the script has finished on this machine")
+    student = configs[-1]
+    seeds = {c.output for c in configs[:-1]}
+    assert student.teacher is not None and seeds <= set(student.teacher)
+    assert "space/checkpoints/cnn-model2" in student.teacher and student.seed not in {0, 1, 2}
