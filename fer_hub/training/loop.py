@@ -7,7 +7,8 @@ Three recipes (`RECIPES` in `config.py`). `reference` is the published one: batc
 1e-4), StepLR(5, 0.5), early stopping (patience 5) on validation accuracy, at most 100 epochs.
 `strong` trains the shipped checkpoints: stronger augmentation, AdamW, one-cycle and a weight
 average (EMA). `fast` is for a GPU: large batches and one-cycle. Every recipe runs the forward
-pass in bf16 where the hardware computes it natively (a GPU, recent CPUs). All keep the decoded dataset on the training device as uint8 and augment whole batches there
+pass in bf16 where the hardware computes it natively (a GPU, recent CPUs). All keep the decoded
+dataset on the training device as uint8 and augment whole batches there
 (`fer_hub.training.augment`), select the best epoch on validation, and touch the test split exactly once,
 at the end. The whole run state is saved after every epoch (`fer_hub.training.state`): `--resume`
 continues a killed run and ends with the weights an unbroken run would have.
@@ -131,12 +132,14 @@ def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tenso
     from ..models import load_model
 
     t = cfg.distill_temperature
-    targets = []
-    for folder in folders(cfg.teacher):
+    teachers = []
+    for folder in folders(cfg.teacher):  # all of them before any pass: a bad folder fails fast
         try:
-            teacher = load_model(folder)
+            teachers.append((folder, load_model(folder)))
         except (FileNotFoundError, ValueError, OSError) as e:
             raise InputError(f"--teacher {folder}: {e}") from None
+    targets = []
+    for folder, teacher in teachers:
         order = [list(teacher.labels).index(e) for e in EMOTIONS]
         log(f"[distill] soft targets from {folder} ({type(teacher).__name__}), T={t}")
         plain, mirror = logit_passes(teacher, x, progress="teacher targets")
