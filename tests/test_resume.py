@@ -181,6 +181,11 @@ def test_where_to_push_may_change_between_start_and_resume():
     assert config_differences({"lr": 1}, {"lr": 2, "seed": 0}) == ["lr: 1 -> 2", "seed: '<absent>' -> 0"]
 
 
+def test_a_refused_resume_names_a_flag_left_to_its_default_as_default_not_none():
+    # no flag accepts "None": a run saved with --no-bf16, resumed without it, must say what changed
+    assert config_differences({"bf16": False}, {"bf16": None}) == ["bf16: False -> default"]
+
+
 def test_a_setting_added_after_the_run_started_counts_as_its_default():
     # A run started before fer_hub grew a `threads` setting resumes when `threads` is the default.
     assert config_differences({"lr": 1}, {"lr": 1, "threads": 0}, defaults={"threads": 0}) == []

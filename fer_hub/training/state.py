@@ -100,8 +100,13 @@ def config_differences(
         if isinstance(before, str) and isinstance(after, list):
             before = [before]  # one teacher, recorded before several were allowed
         if before != after:
-            diff.append(f"{k}: {before!r} -> {after!r}")
+            diff.append(f"{k}: {_shown(before)} -> {_shown(after)}")
     return diff
+
+
+def _shown(value) -> str:
+    # None is a flag left to its default ("where it pays" for --bf16 and --compile)
+    return "default" if value is None else repr(value)
 
 
 @dataclass
