@@ -6,9 +6,8 @@
 #   3.   a CnnModel2 distilled from the ensemble of all three (the mean of their flip-averaged
 #        soft targets): independent seeds disagree where single models err, so their mean is a
 #        teacher clearly stronger than any one of them, as fine-tunes of one model were not.
-# Then `python scripts/compare_runs.py space/checkpoints/cnn-model2 runs/cnn-model2-seed*-bf16
-# runs/cnn-model2-ensemble-distilled --ensemble` compares them on validation only; a model ships
-# only if it beats the shipped one there.
+# Then it compares them on validation only (scripts/compare_runs.py); a model ships only if it
+# beats the shipped one there.
 #
 #   nohup scripts/seed_ensemble.sh ../shared/fer2013 >> runs/seed_ensemble.log 2>&1 &
 #
@@ -24,5 +23,8 @@ SHIPPED=(--epochs 60 --rotation 10 --scale 0.1 --erase 0 --ema-batchnorm 8192)
 
 train cnn-model2 runs/cnn-model2-seed1-bf16 "${SHIPPED[@]}" --seed 1
 train cnn-model2 runs/cnn-model2-seed2-bf16 "${SHIPPED[@]}" --seed 2
-train cnn-model2 runs/cnn-model2-ensemble-distilled "${SHIPPED[@]}" --seed 3 \
-  --teacher space/checkpoints/cnn-model2 runs/cnn-model2-seed1-bf16 runs/cnn-model2-seed2-bf16
+TEACHERS=(space/checkpoints/cnn-model2 runs/cnn-model2-seed1-bf16 runs/cnn-model2-seed2-bf16)
+train cnn-model2 runs/cnn-model2-ensemble-distilled "${SHIPPED[@]}" --seed 3 --teacher "${TEACHERS[@]}"
+# validation only: each seed and their mean (the teacher), then the student beside the shipped one
+"$PY" scripts/compare_runs.py "${TEACHERS[@]}" --ensemble --dataset "$DATASET"
+"$PY" scripts/compare_runs.py space/checkpoints/cnn-model2 runs/cnn-model2-ensemble-distilled --dataset "$DATASET"
