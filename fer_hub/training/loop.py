@@ -58,8 +58,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def compile_pays_off(model: str, device: torch.device) -> bool:
-    """Whether torch.compile speeds up training `model` on `device`, as
+def compile_pays_off(device: torch.device) -> bool:
+    """Whether torch.compile speeds up training on `device`, as
     `benchmarks/bench_train.py --speed` measures it (README, "Speed"): on CUDA it pays for both
     models; on a CPU for neither (its seconds of compiling buy no faster step, in float32 or bf16)."""
     return device.type == "cuda"
@@ -231,7 +231,7 @@ def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, 
     """Model, optimizer, schedule, weight average and the training split on `cfg.device`."""
     device = resolve_device(cfg.device)
     use_bf16 = bf16_pays_off(device) if cfg.bf16 is None else cfg.bf16
-    use_compile = compile_pays_off(cfg.model, device) if cfg.compile is None else cfg.compile
+    use_compile = compile_pays_off(device) if cfg.compile is None else cfg.compile
     log(
         f"[train] device {device} ({device_description(device)}); bf16 {use_bf16}, "
         f"channels_last {cfg.channels_last}, compile {use_compile}"
