@@ -147,6 +147,16 @@ def teacher_targets(cfg: TrainConfig, x: torch.Tensor, log=print) -> torch.Tenso
     return torch.stack(targets).mean(0)
 
 
+def soft_targets(cfg: TrainConfig, x: torch.Tensor, saved: torch.Tensor | None, log=print) -> torch.Tensor:
+    """The targets a resumed run saved at its start, or the teachers' (`teacher_targets`)."""
+    if saved is not None and saved.shape == (len(x), len(EMOTIONS)):
+        log(
+            f"[distill] soft targets of {len(folders(cfg.teacher))} teacher(s) as the run saved them at its start"
+        )
+        return saved
+    return teacher_targets(cfg, x, log)
+
+
 def folder_record(folder: str | Path) -> dict:
     """What identifies a model folder the run read (a distillation teacher, a warm start) once it has moved on: its architecture,
     its validation accuracy and the sha256 of its weights file."""
@@ -227,8 +237,15 @@ class Run:
         return self.ema.module if self.ema else self.model
 
 
-def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, log=print) -> Run:
-    """Model, optimizer, schedule, weight average and the training split on `cfg.device`."""
+def prepare_run(
+    cfg: TrainConfig,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    log=print,
+    soft: torch.Tensor | None = None,
+) -> Run:
+    """Model, optimizer, schedule, weight average and the training split on `cfg.device`.
+    `soft`: the distillation targets a resumed run saved, used instead of the teachers' passes."""
     device = resolve_device(cfg.device)
     use_bf16 = bf16_pays_off(device) if cfg.bf16 is None else cfg.bf16
     use_compile = compile_pays_off(device) if cfg.compile is None else cfg.compile
@@ -258,7 +275,7 @@ def prepare_run(cfg: TrainConfig, x_train: torch.Tensor, y_train: torch.Tensor, 
         # no workers, no host-to-device copy per step.
         X=x_train.to(device),
         Y=y_train.to(device),
-        soft=teacher_targets(cfg, x_train, log).to(device) if cfg.teacher else None,
+        soft=soft_targets(cfg, x_train, soft, log).to(device) if cfg.teacher else None,
         # log of each class's share of the training labels, for the logit-adjusted loss
         log_prior=torch.bincount(y_train, minlength=len(EMOTIONS))
         .clamp_min(1)
@@ -371,11 +388,16 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
         data = load_fer2013(cfg.dataset, seed=cfg.seed, revision=cfg.revision, log=log)
     x_train, y_train = data.x_train[: cfg.limit or None], data.y_train[: cfg.limit or None]
     log(f"[data] {data.summary()}; training on {len(x_train):,} images")
-    run = prepare_run(cfg, x_train, y_train, log)
-    # recorded now: a teacher's or init's folder may hold another model by the time the card is read
-    sources: dict = {"teacher": [folder_record(f) for f in folders(cfg.teacher)]} if cfg.teacher else {}
-    if cfg.init:
-        sources["init"] = folder_record(cfg.init)
+    run = prepare_run(cfg, x_train, y_train, log, soft=state.soft)
+    if not state.sources:  # a new run, or a state saved before states kept them
+        # recorded now: a teacher's or init's folder may hold another model by the time the card is read
+        if cfg.teacher:
+            state.sources["teacher"] = [folder_record(f) for f in folders(cfg.teacher)]
+        if cfg.init:
+            state.sources["init"] = folder_record(cfg.init)
+    if run.soft is not None and state.soft is None:
+        state.soft = run.soft.cpu()
+    sources = state.sources
     if state.model is not None:
         state.restore(run.model, run.opt, run.sched, run.ema, run.gen)
     if state.epoch < cfg.epochs and not state.done:

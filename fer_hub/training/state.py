@@ -125,6 +125,10 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
     rng: dict = field(default_factory=dict)  # torch CPU/CUDA generators + the run's own
     seconds: float = 0.0  # wall clock of all epochs so far (training + validation), all sessions
+    # What the run read once, at its start: a resume reuses them, so it neither repeats the
+    # teachers' passes nor reads folders that may since hold other weights.
+    soft: torch.Tensor | None = None  # (N, 7) distillation targets
+    sources: dict = field(default_factory=dict)  # loop.folder_record of each teacher and of init
 
     # -- capture / restore ---------------------------------------------------------------------
 
