@@ -194,39 +194,45 @@ def test_a_setting_added_after_the_run_started_counts_as_its_default():
     ]
 
 
+def stop_after_the_first_epoch(line) -> None:
+    if str(line).startswith("epoch   1 |"):
+        raise KeyboardInterrupt  # as Ctrl-C there would: the run stops and keeps its state
+
+
 @pytest.mark.slow
-def test_a_resumed_distillation_reuses_the_soft_targets_it_started_with(tiny_fer, tmp_path):
-    """The teachers' passes cost minutes on the full split, and their folders may hold other
-    weights by the time a run resumes: the state keeps the targets and the teachers' records."""
+@pytest.mark.parametrize("source", ["teacher", "init"])
+def test_a_resumed_run_reads_no_teacher_or_init_folder_again(source, tiny_fer, tmp_path):
+    """The teachers' passes cost minutes on the full split, and a teacher's or init's folder may
+    hold other weights, or be gone, by the time a run resumes: the state keeps the distillation
+    targets and the folders' records, and the saved weights replace init's."""
     import hashlib
 
     from fer_hub.models import CustomCNN
     from fer_hub.training.config import TrainConfig
     from fer_hub.training.loop import train
 
-    teacher = tmp_path / "teacher"
+    folder = tmp_path / source
     torch.manual_seed(0)
-    CustomCNN().eval().save_pretrained(teacher)
-    digest = hashlib.sha256((teacher / "model.safetensors").read_bytes()).hexdigest()
+    CustomCNN().eval().save_pretrained(folder)
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    flag = {"teacher": [str(folder)]} if source == "teacher" else {"init": str(folder)}
 
     def config(out: str, **kw) -> TrainConfig:
         return TrainConfig(dataset=str(tiny_fer), model="custom-cnn", epochs=2, batch_size=32,
-                           teacher=[str(teacher)], output=str(tmp_path / out), **kw)  # fmt: skip
-
-    def stop_after_the_first_epoch(line) -> None:
-        if str(line).startswith("epoch   1 |"):
-            raise KeyboardInterrupt
+                           output=str(tmp_path / out), **flag, **kw)  # fmt: skip
 
     unbroken = train(config("unbroken"), log=lambda *_: None)
     train(config("broken"), log=stop_after_the_first_epoch)
     assert (tmp_path / "broken" / STATE_FILE).is_file()
     torch.manual_seed(1)
-    CustomCNN().eval().save_pretrained(teacher)  # the folder now holds another model
+    CustomCNN().eval().save_pretrained(folder)  # the folder now holds another model
+    (folder / "config.json").unlink()  # and no longer loads at all
     logs: list[str] = []
     resumed = train(config("broken", resume=True), log=lambda line: logs.append(str(line)))
-    assert any("as the run saved them at its start" in line for line in logs)
-    assert not any("soft targets from" in line for line in logs)
+    if source == "teacher":
+        assert any("as the run saved them at its start" in line for line in logs)
     x = torch.randn(8, 1, 48, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(resumed.model.eval()(x), unbroken.model.eval()(x), atol=1e-4)
-    assert resumed.metrics["teacher"][0]["sha256"] == digest  # the teacher it learned from
+    record = resumed.metrics[source]
+    assert (record[0] if source == "teacher" else record)["sha256"] == digest  # what it learned from

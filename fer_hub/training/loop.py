@@ -242,10 +242,11 @@ def prepare_run(
     x_train: torch.Tensor,
     y_train: torch.Tensor,
     log=print,
-    soft: torch.Tensor | None = None,
+    saved: TrainState | None = None,
 ) -> Run:
     """Model, optimizer, schedule, weight average and the training split on `cfg.device`.
-    `soft`: the distillation targets a resumed run saved, used instead of the teachers' passes."""
+    `saved`: the state of a run being resumed, whose weights replace `cfg.init`'s and whose
+    distillation targets replace the teachers' passes: neither folder is read again."""
     device = resolve_device(cfg.device)
     use_bf16 = bf16_pays_off(device) if cfg.bf16 is None else cfg.bf16
     use_compile = compile_pays_off(device) if cfg.compile is None else cfg.compile
@@ -255,7 +256,8 @@ def prepare_run(
     )
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = MODELS[cfg.model]()
-    if cfg.init:
+    resumed = saved is not None and saved.model is not None
+    if cfg.init and not resumed:
         model.load_state_dict(init_weights(cfg))
         log(f"[model] starting from the weights of {cfg.init}")
     model = model.to(device, memory_format=memory_format)
@@ -275,7 +277,9 @@ def prepare_run(
         # no workers, no host-to-device copy per step.
         X=x_train.to(device),
         Y=y_train.to(device),
-        soft=soft_targets(cfg, x_train, soft, log).to(device) if cfg.teacher else None,
+        soft=soft_targets(cfg, x_train, saved.soft if resumed else None, log).to(device)
+        if cfg.teacher
+        else None,
         # log of each class's share of the training labels, for the logit-adjusted loss
         log_prior=torch.bincount(y_train, minlength=len(EMOTIONS))
         .clamp_min(1)
@@ -388,7 +392,7 @@ def train(cfg: TrainConfig, data: FERData | None = None, log=print) -> RunResult
         data = load_fer2013(cfg.dataset, seed=cfg.seed, revision=cfg.revision, log=log)
     x_train, y_train = data.x_train[: cfg.limit or None], data.y_train[: cfg.limit or None]
     log(f"[data] {data.summary()}; training on {len(x_train):,} images")
-    run = prepare_run(cfg, x_train, y_train, log, soft=state.soft)
+    run = prepare_run(cfg, x_train, y_train, log, saved=state)
     if not state.sources:  # a new run, or a state saved before states kept them
         # recorded now: a teacher's or init's folder may hold another model by the time the card is read
         if cfg.teacher:
