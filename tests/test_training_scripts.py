@@ -43,10 +43,14 @@ def commands_of(script: str, tmp_path: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+def train_hub_commands(script: str, tmp_path: Path) -> list[list[str]]:
+    """The arguments of each train_hub.py run the script starts."""
+    return [argv[1:] for argv in commands_of(script, tmp_path) if argv[:1] == ["train_hub.py"]]
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_training_command_of_a_script_parses(script, tmp_path):
-    runs = [argv[1:] for argv in commands_of(script, tmp_path) if argv[:1] == ["train_hub.py"]]
-    for argv in runs:
+    for argv in train_hub_commands(script, tmp_path):
         cfg = config_of(argv)  # what train_hub.py would refuse exits here
         assert cfg.recipe == "strong" and cfg.dataset == "../shared/fer2013"
         for folder in [cfg.init, *(cfg.teacher or [])]:
@@ -55,8 +59,7 @@ def test_every_training_command_of_a_script_parses(script, tmp_path):
 
 
 def test_the_ensemble_script_distils_from_the_shipped_model_and_a_seed_it_trains_first(tmp_path):
-    runs = [argv[1:] for argv in commands_of("seed_ensemble.sh", tmp_path) if argv[:1] == ["train_hub.py"]]
-    configs = [config_of(argv) for argv in runs]
+    configs = [config_of(argv) for argv in train_hub_commands("seed_ensemble.sh", tmp_path)]
     students = [c for c in configs if c.teacher]
     assert len(students) == 1, "one distilled run"
     (student,) = students
