@@ -6,6 +6,7 @@ Also the guard against committing a smoke run there by accident: CI runs these o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from safetensors import safe_open
 
 from fer_hub import load_model
 from fer_hub.models import SHIPPED_MODELS
+from fer_hub.training.evaluate import accuracy_interval
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "space" / "checkpoints"
 # Test accuracy (PrivateTest, plain) each shipped model must reach: the issue's bars.
@@ -122,6 +124,20 @@ def test_docs_quote_the_shipped_test_accuracy(name):
     root = CHECKPOINTS.parents[1]
     for doc, digits in (("README.md", 2), ("MODEL_CARD.md", 2), ("space/README.md", 1)):
         assert f"{100 * accuracy:.{digits}f}%" in (root / doc).read_text(), doc
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_docs_give_the_shipped_test_accuracy_its_95_percent_interval(name):
+    """Every accuracy in README and MODEL_CARD comes with its interval (issue 19): the shipped
+    model's test figures, plain and by default, each followed by its Wilson interval (bold and a
+    line break between them allowed), so a retrained checkpoint cannot leave a stale interval."""
+    test = json.loads((shipped(name) / "metrics.json").read_text())["test"]
+    root = CHECKPOINTS.parents[1]
+    for key in ("accuracy", "accuracy_tta"):
+        low, high = accuracy_interval(test[key], test["n"])
+        quoted = rf"{100 * test[key]:.2f}%\**\s*\({100 * low:.1f}-{100 * high:.1f}\)"
+        for doc in ("README.md", "MODEL_CARD.md"):
+            assert re.search(quoted.replace(".", r"\."), (root / doc).read_text()), (doc, key)
 
 
 def test_the_default_model_is_the_shipped_one_most_accurate_on_validation():
