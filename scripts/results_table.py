@@ -16,10 +16,9 @@ def pct(x: float, n: int | None = None) -> str:
     """An accuracy; with `n`, its 95% interval too, as README and MODEL_CARD print it."""
     if n is None:
         return f"{100 * x:.2f}%"
-    from fer_hub.training.evaluate import accuracy_interval
+    from fer_hub.training.evaluate import accuracy_with_interval
 
-    lo, hi = accuracy_interval(x, n)
-    return f"{100 * x:.2f}% ({100 * lo:.1f}-{100 * hi:.1f})"
+    return accuracy_with_interval(x, n)
 
 
 def how_made(m: dict) -> str:

@@ -20,7 +20,7 @@ from ..labels import EMOTIONS
 from ..models import PROJECT_URL, library_metadata
 from .config import CARD_SETTINGS, TrainConfig, folders, reproduce_command
 from .data import DEFAULT_DATASET
-from .evaluate import accuracy_interval
+from .evaluate import accuracy_with_interval
 
 __all__ = ["build_model_card", "hub_metadata", "LIMITATIONS"]
 
@@ -63,12 +63,6 @@ def hub_metadata(dataset: str) -> dict:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
-
-
-def _pct_ci(x: float, n: int) -> str:
-    """An accuracy with its 95% interval: 68.04% (66.5-69.6)."""
-    lo, hi = accuracy_interval(x, n)
-    return f"{100 * x:.2f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
 def _augmentation_text(config: dict) -> str:
@@ -221,8 +215,8 @@ def _card_data(model_name: str, metrics: dict, dataset: str) -> ModelCardData:
 def _results_tables(metrics: dict) -> tuple[str, str, str]:
     """(rows per split, the split of the per-class table, the per-class rows)."""
     rows = "\n".join(
-        f"| {split} | {metrics[split]['n']:,} | {_pct_ci(metrics[split]['accuracy'], metrics[split]['n'])} | "
-        f"{_pct_ci(metrics[split]['accuracy_tta'], metrics[split]['n'])} | {metrics[split]['macro_f1']:.4f} | "
+        f"| {split} | {metrics[split]['n']:,} | {accuracy_with_interval(metrics[split]['accuracy'], metrics[split]['n'])} | "
+        f"{accuracy_with_interval(metrics[split]['accuracy_tta'], metrics[split]['n'])} | {metrics[split]['macro_f1']:.4f} | "
         f"{metrics[split]['macro_f1_tta']:.4f} |"
         for split in ("validation", "test")
         if split in metrics

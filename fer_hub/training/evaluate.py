@@ -26,6 +26,7 @@ __all__ = [
     "INT8_TOLERANCE",
     "classification_metrics",
     "accuracy_interval",
+    "accuracy_with_interval",
     "evaluate",
 ]
 
@@ -127,6 +128,13 @@ def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, 
     centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_with_interval(accuracy: float, n: int) -> str:
+    """An accuracy with its 95% interval, as the cards, README and MODEL_CARD print it:
+    68.04% (66.5-69.6)."""
+    lo, hi = accuracy_interval(accuracy, n)
+    return f"{100 * accuracy:.2f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
 def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EMOTIONS) -> dict:
