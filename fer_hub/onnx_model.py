@@ -247,7 +247,7 @@ def quantize_int8(
     percentile rather than its extremes: the int8 labels of the photo path's copy (INT8_FILE,
     calibrated on FER-2013 training faces) then agree with the float model's on 98% of the
     validation faces, against 92% with the extremes (both shipped models). The browser's live
-    copy keeps the extremes of `fer_hub.web_export.calibration_faces()`."""
+    view runs that same copy."""
     import contextlib
     import io
     import logging

@@ -194,32 +194,55 @@ def test_bundled_classifiers_are_half_the_size_and_answer_exactly_as_the_float32
 @pytest.mark.slow
 @needs_runtime
 def test_the_live_views_int8_classifiers_agree_with_the_float_models_on_fer2013_validation(
-    bundle, shared_fer
+    bundle, shared_fer, tmp_path
 ):
-    """The int8 exports the live view runs, calibrated on the example photos' faces only: on the
-    3,589 validation faces they give the float model's label on at least 95% and lose at most a
-    point of accuracy."""
+    """The int8 exports the live view runs: each shipped folder's own, and one quantized at export
+    for a folder without it (calibrated on the example photos' faces only). On the 3,589
+    validation faces they give the float model's label on at least 95% and lose at most a point
+    of accuracy."""
     import onnxruntime as ort
 
+    from fer_hub.onnx_model import INT8_FILE
     from fer_hub.preprocess import normalize
     from fer_hub.training.data import load_fer2013
+    from fer_hub.web_export import export_web
 
+    bare = tmp_path / "cnn-model2"  # the shipped CnnModel2 without its int8 export
+    shutil.copytree(
+        ROOT / "space" / "checkpoints" / "cnn-model2", bare, ignore=shutil.ignore_patterns(INT8_FILE)
+    )
+    quantized = tmp_path / "bundle"
+    export_web(quantized, [bare])
     data = load_fer2013(str(shared_fer), log=lambda *_: None)
     x, y = normalize(data.x_val).numpy(), data.y_val.numpy()
-    cfg = json.loads((bundle / "fer_hub.json").read_text())
-    for entry in cfg["models"]:
-        assert entry["live"]["file"].endswith(".int8.onnx") and entry["live"]["tta"] is False
+    for folder in (bundle, quantized):
+        cfg = json.loads((folder / "fer_hub.json").read_text())
+        for entry in cfg["models"]:
+            assert entry["live"]["file"].endswith(".int8.onnx") and entry["live"]["tta"] is False
 
-        def predict(f):
-            s = ort.InferenceSession(str(bundle / f), providers=["CPUExecutionProvider"])
-            return np.concatenate(
-                [s.run(None, {"image": x[i : i + 512]})[0] for i in range(0, len(x), 512)]
-            ).argmax(1)
+            def predict(f, folder=folder):
+                s = ort.InferenceSession(str(folder / f), providers=["CPUExecutionProvider"])
+                return np.concatenate(
+                    [s.run(None, {"image": x[i : i + 512]})[0] for i in range(0, len(x), 512)]
+                ).argmax(1)
 
-        full, live = predict(entry["file"]), predict(entry["live"]["file"])
-        assert (live == full).mean() >= 0.95, entry["name"]
-        assert (live == y).mean() >= (full == y).mean() - 0.01, entry["name"]
-        assert (bundle / entry["live"]["file"]).stat().st_size < 0.6 * (bundle / entry["file"]).stat().st_size
+            full, live = predict(entry["file"]), predict(entry["live"]["file"])
+            assert (live == full).mean() >= 0.95, (folder.name, entry["name"])
+            assert (live == y).mean() >= (full == y).mean() - 0.01, (folder.name, entry["name"])
+            assert (folder / entry["live"]["file"]).stat().st_size < 0.6 * (
+                folder / entry["file"]
+            ).stat().st_size
+
+
+def test_the_live_view_runs_the_model_folders_own_int8_export(tmp_path):
+    """The live view and the Predictor on a CPU run one int8 file, the one `fer-hub calibrate`
+    chose on validation, not a second quantization of the same weights."""
+    from fer_hub.web_export import _model_entry
+
+    folder = ROOT / "space" / "checkpoints" / "custom-cnn"
+    (tmp_path / "models").mkdir()
+    entry = _model_entry(folder, tmp_path, calibration=None)  # no faces: nothing is quantized
+    assert (tmp_path / entry["live"]["file"]).read_bytes() == (folder / "model.int8.onnx").read_bytes()
 
 
 @needs_runtime
