@@ -6,9 +6,9 @@
 #   nohup scripts/train_checkpoints.sh ../shared/fer2013 > runs/train_checkpoints.log 2>&1 &
 #
 # Each run's training state is saved after every epoch in its output folder; a run whose folder
-# is complete (model.safetensors and no training_state.pt) is skipped. Steps 2 and 3 ran on an
-# NVIDIA H100 (minutes each); steps 1 (about 4 hours, bf16) and 4 (42 minutes) on a 2-core CPU,
-# where the four runs take about 14 hours.
+# is complete (model.safetensors and no training_state.pt) is skipped. Step 3 ran on an NVIDIA
+# H100 (minutes); steps 1 (about 4 hours, bf16), 2 (3.2 hours) and 4 (42 minutes) on a 2-core
+# CPU, where the four runs take about 14 hours.
 #   1. CnnModel2, shipped: `strong` with the lighter augmentation of `reference` plus zoom 0.1,
 #      60 epochs (the full `strong` augmentation, also 60 epochs, scored lower on validation),
 #      seed 1, with the weight average's BatchNorm statistics re-estimated before each
