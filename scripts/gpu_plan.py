@@ -6,8 +6,9 @@ back and test is scored here, once, for the one that ships.
 
 Here (CPU), once per dataset version:
     python scripts/gpu_plan.py pack --dataset ../shared/fer2013 --out .gpudata
-        # train + validation as lossless xz parts of at most --part-mb (default 36) MB each, so
-        # that each device call carries one part beside the 21 MB work tree (64 MiB a call)
+        # train + validation as lossless xz parts of at most --part-mb (default PART_MB) MB each,
+        # so that each device call carries one part beside the work tree (64 MiB a call; about
+        # 30 MB of tracked files since two checkpoints and their int8 exports ship)
     python scripts/gpu_plan.py run --plan rehearsal --out /tmp/plan --budget-s 120   # rehearsal
 On the device: one call carries part a and keeps it, the next carries part b and runs the plan:
     run(command="mkdir -p /tmp/fer && cp .gpudata/a/* /tmp/fer/ && nvidia-smi -L", carry=[".gpudata/a"])
@@ -102,6 +103,10 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("custom-shipped-s1", ["--model", "custom-cnn", *SHIPPED, *GPU, "--seed", "1"]),  # fmt: skip
     ],
 }
+# What one device call may carry (the work tree's tracked files and the carried paths), and the
+# packed part's default size within it; tests/test_gpu_plan.py checks that they still fit together.
+DEVICE_CALL_BYTES = 64 * 2**20
+PART_MB = 36.0
 KEEP_PER_ARCHITECTURE = 3  # model folders brought back per architecture, best on validation first
 SPLITS = ("train", "validation")  # never test: it is scored here, once, for the model that ships
 
@@ -304,7 +309,7 @@ def main() -> None:
     p = sub.add_parser("pack", help="train + validation as xz parts to carry to the device")
     p.add_argument("--dataset", default="../shared/fer2013")
     p.add_argument("--out", type=Path, default=ROOT / ".gpudata")
-    p.add_argument("--part-mb", type=float, default=36.0)
+    p.add_argument("--part-mb", type=float, default=PART_MB)
     r = sub.add_parser("run", help="run a plan's training runs together and bundle the results")
     r.add_argument("--plan", choices=list(PLANS), default="gpu")
     r.add_argument("--data", type=Path, default=ROOT / ".gpudata")

@@ -84,3 +84,16 @@ def test_a_plan_runs_together_stops_at_the_deadline_and_bundles_the_best(
         metrics = json.load(tar.extractfile("quick/metrics.json"))
     assert "quick/model.safetensors" in names and "quick/training_state.pt" not in names
     assert "test" not in metrics and metrics["n_test"] is None
+
+
+def test_a_default_part_fits_one_device_call_beside_the_work_tree(gpu_plan):
+    """A device call carries the tracked files and one packed part, 64 MiB in all: a checkpoint or
+    a fixture added to the repository must not leave the default part without room."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    paths = [ROOT / f.decode() for f in listed.stdout.split(b"\0") if f]
+    tree = sum(p.stat().st_size for p in paths if p.is_file())
+    assert tree + gpu_plan.PART_MB * 1e6 <= gpu_plan.DEVICE_CALL_BYTES, (tree, gpu_plan.PART_MB)
