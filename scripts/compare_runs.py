@@ -1,7 +1,10 @@
 """Compare trained model folders on FER-2013 validation only (never test): accuracy plain and
-with flip TTA, macro-F1, the share of faces called "neutral" (the issue-19 collapse) and the
-recall of each expression; with --ensemble, also the folders' mean probabilities, which is
-what a distillation teacher made of them would give.
+with flip TTA (float weights, before calibration), accuracy as the Predictor scores faces by
+default (each folder's own scoring, precision and calibration: the figure a model ships on),
+macro-F1, the share of faces called "neutral" (the issue-19 collapse) and the recall of each
+expression; then each folder against the first by default, on the faces only one of the two reads
+right (exact McNemar p: a lead that chance gives often is no reason to ship). With --ensemble,
+also the folders' mean probabilities, which is what a distillation teacher made of them would give.
 
 python scripts/compare_runs.py space/checkpoints/cnn-model2 runs/proxy-* [--ensemble]
 """
@@ -18,20 +21,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_hub.labels import EMOTIONS  # noqa: E402
 from fer_hub.models import load_model  # noqa: E402
+from fer_hub.predict import Predictor  # noqa: E402
 from fer_hub.training.data import load_fer2013  # noqa: E402
-from fer_hub.training.evaluate import classification_metrics, predict_logits  # noqa: E402
+from fer_hub.training.evaluate import classification_metrics, paired_comparison, predict_logits  # noqa: E402
 
 NEUTRAL = EMOTIONS.index("neutral")
 
 
-def row(name: str, plain: torch.Tensor, flip: torch.Tensor, y: torch.Tensor) -> str:
+def row(name: str, plain: torch.Tensor, flip: torch.Tensor, default: str, y: torch.Tensor) -> str:
     m = classification_metrics(y, flip.argmax(-1))
     acc = lambda p: 100 * float((p.argmax(-1) == y).float().mean())  # noqa: E731
     neutral = 100 * float((flip.argmax(-1) == NEUTRAL).float().mean())
     recalls = " | ".join(f"{m['per_class'][e]['recall']:.2f}" for e in EMOTIONS)
     return (
-        f"| {name} | {acc(plain):.2f} | {acc(flip):.2f} | {m['macro_f1']:.4f} | {neutral:.1f} | {recalls} |"
+        f"| {name} | {acc(plain):.2f} | {acc(flip):.2f} | {default} | {m['macro_f1']:.4f} | {neutral:.1f} | "
+        f"{recalls} |"
     )
+
+
+def default_right(folder: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Which faces the folder's model reads right as `Predictor.classify` scores them by default."""
+    from PIL import Image
+
+    crops = [Image.fromarray(face[0].numpy()) for face in x]
+    return Predictor.from_pretrained(folder).classify(crops).argmax(-1) == y
 
 
 def main() -> None:
@@ -46,12 +59,12 @@ def main() -> None:
         f"validation ({len(y):,} faces, truth: {100 * float((y == NEUTRAL).float().mean()):.1f}% neutral)\n"
     )
     print(
-        "| folder | acc | acc flip | macro-F1 (flip) | called neutral % | "
+        "| folder | acc | acc flip | acc default | macro-F1 (flip) | called neutral % | "
         + " | ".join(f"{e} recall" for e in EMOTIONS)
         + " |"
     )
-    print("|---" * (5 + len(EMOTIONS)) + "|")
-    probs_plain, probs_flip = [], []
+    print("|---" * (6 + len(EMOTIONS)) + "|")
+    probs_plain, probs_flip, rights = [], [], []
     for folder in args.folders:
         model = load_model(folder)
         order = [list(model.labels).index(e) for e in EMOTIONS]  # by name, never by position
@@ -61,9 +74,19 @@ def main() -> None:
         flip = ((logits + predict_logits(model, x.flip(-1))[:, order]) / 2).softmax(-1)
         probs_plain.append(plain)
         probs_flip.append(flip)
-        print(row(folder, plain, flip, y), flush=True)
+        rights.append(default_right(folder, x, y))
+        print(row(folder, plain, flip, f"{100 * float(rights[-1].float().mean()):.2f}", y), flush=True)
     if args.ensemble and len(args.folders) > 1:
-        print(row("ensemble (mean)", torch.stack(probs_plain).mean(0), torch.stack(probs_flip).mean(0), y))
+        mean = torch.stack(probs_plain).mean(0), torch.stack(probs_flip).mean(0)
+        print(row("ensemble (mean)", *mean, "-", y))
+    for folder, right in zip(args.folders[1:], rights[1:]):
+        only_this, only_first, p = paired_comparison(right, rights[0])
+        print(
+            f"\n{folder} against {args.folders[0]}, by default: {only_this} faces only it reads right, "
+            f"{only_first} only the other (exact McNemar p = {p:.3f})",
+            end="",
+        )
+    print()
 
 
 if __name__ == "__main__":

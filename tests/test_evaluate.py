@@ -33,3 +33,23 @@ def test_accuracy_interval_is_the_wilson_95_percent_interval_and_stays_inside_0_
     lo, hi = accuracy_interval(1.0, 20)
     assert hi == 1.0 and 0.8 < lo < 0.85  # never a bound past 100%, unlike the normal interval
     assert accuracy_interval(0.0, 20)[0] == 0.0
+
+
+def test_paired_comparison_counts_the_faces_that_split_two_models_and_gives_mcnemars_exact_p():
+    from fer_hub.training.evaluate import paired_comparison
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3589, generator=g) < 0.68
+    b = a.clone()
+    b[:20] = ~b[:20]  # 20 faces where the two disagree
+    only_a, only_b = int((a[:20] & ~b[:20]).sum()), int((b[:20] & ~a[:20]).sum())
+    assert paired_comparison(a, b)[:2] == (only_a, only_b) and only_a + only_b == 20
+    # hand-computed: 229 against 220 faces, the decision of 2026-12-07 (MODEL_CARD)
+    a, b = torch.zeros(449, dtype=torch.bool), torch.zeros(449, dtype=torch.bool)
+    a[:229], b[229:] = True, True
+    assert paired_comparison(a, b) == (229, 220, pytest.approx(0.7056, abs=1e-3))
+    assert paired_comparison(b, a)[2] == paired_comparison(a, b)[2]  # two-sided
+    a[:] = False
+    a[:10], b[:] = True, False
+    assert paired_comparison(a, b)[2] == pytest.approx(2 / 2**10)  # 10 against 0: p = 2 * 0.5**10
+    assert paired_comparison(b, b) == (0, 0, 1.0)  # identical answers: no evidence either way

@@ -137,6 +137,20 @@ def accuracy_with_interval(accuracy: float, n: int) -> str:
     return f"{100 * accuracy:.2f}% ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
+def paired_comparison(a_right: torch.Tensor, b_right: torch.Tensor) -> tuple[int, int, float]:
+    """Two models scored on the same faces (boolean "right" per face): (faces only A reads right,
+    faces only B reads right, the exact two-sided McNemar p-value). The faces both read alike say
+    nothing about which is better, so two runs that differ by 9 faces of 3,589 can be told apart
+    only if few faces split them; the p-value says how often chance splits them this unevenly."""
+    only_a = int((a_right & ~b_right).sum())
+    only_b = int((b_right & ~a_right).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 0, 0, 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n  # exact binomial tail at p = 1/2
+    return only_a, only_b, min(1.0, 2 * tail)
+
+
 def classification_metrics(y_true: torch.Tensor, y_pred: torch.Tensor, labels=EMOTIONS) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix
     (rows = true class, columns = predicted class), all JSON-serializable."""
