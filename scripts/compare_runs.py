@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,11 +40,8 @@ def row(name: str, plain: torch.Tensor, flip: torch.Tensor, default: str, y: tor
     )
 
 
-def default_right(folder: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def default_right(folder: str, crops: list[Image.Image], y: torch.Tensor) -> torch.Tensor:
     """Which faces the folder's model reads right as `Predictor.classify` scores them by default."""
-    from PIL import Image
-
-    crops = [Image.fromarray(face[0].numpy()) for face in x]
     return Predictor.from_pretrained(folder).classify(crops).argmax(-1) == y
 
 
@@ -64,6 +62,7 @@ def main() -> None:
         + " |"
     )
     print("|---" * (6 + len(EMOTIONS)) + "|")
+    crops = [Image.fromarray(face[0].numpy()) for face in x]  # what a user hands the Predictor
     probs_plain, probs_flip, rights = [], [], []
     for folder in args.folders:
         model = load_model(folder)
@@ -74,7 +73,7 @@ def main() -> None:
         flip = ((logits + predict_logits(model, x.flip(-1))[:, order]) / 2).softmax(-1)
         probs_plain.append(plain)
         probs_flip.append(flip)
-        rights.append(default_right(folder, x, y))
+        rights.append(default_right(folder, crops, y))
         print(row(folder, plain, flip, f"{100 * float(rights[-1].float().mean()):.2f}", y), flush=True)
     if args.ensemble and len(args.folders) > 1:
         mean = torch.stack(probs_plain).mean(0), torch.stack(probs_flip).mean(0)

@@ -7,10 +7,7 @@
 #   python scripts/compare_runs.py space/checkpoints/custom-cnn runs/custom-*
 #
 # Resumable: run it again after an interruption.
-# The runs of this script in MODEL_CARD's tables learned from CnnModel2 seed 0, shipped until
-# 2026-12-07 (commit 1e42a2e's space/checkpoints/cnn-model2, and
-# scripts/seed_ensemble.sh trains it as runs/cnn-model2-seed0); as written, the script's teacher
-# is the CnnModel2 that ships now.
+# Its runs in MODEL_CARD's tables learned from CnnModel2 seed 0, not the one shipped now (footnote ⁴).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET="${1:-../shared/fer2013}"

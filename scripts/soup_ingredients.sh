@@ -10,10 +10,7 @@
 #
 # Resumable like train_checkpoints.sh: run it again after an interruption. `--init` names the
 # shipped folder: the runs' metrics.json record the sha256 of the weights they started from.
-# The runs of this script in MODEL_CARD's tables started from CnnModel2 seed 0, shipped until
-# 2026-12-07 (commit 1e42a2e's space/checkpoints/cnn-model2, and
-# scripts/seed_ensemble.sh trains it as runs/cnn-model2-seed0); as written, the script starts
-# from the CnnModel2 that ships now.
+# Its runs in MODEL_CARD's tables started from CnnModel2 seed 0, not the one shipped now (footnote ⁴).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET="${1:-../shared/fer2013}"

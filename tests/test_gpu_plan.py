@@ -1,6 +1,7 @@
 """scripts/gpu_plan.py: the data packed for the device comes back identical, and a plan's runs
-start together, the deadline stops a run that is still training (which keeps and reports its
-best epoch), and the bundle holds the summary and the best model folders, never a test figure."""
+start together (a run that learns from another once that one is done), the deadline stops a run
+that is still training (which keeps and reports its best epoch), and the bundle holds the summary
+and the best model folders, never a test figure."""
 
 from __future__ import annotations
 
@@ -62,10 +63,15 @@ def test_a_plan_runs_together_stops_at_the_deadline_and_bundles_the_best(
         [
             ("quick", ["--model", "custom-cnn", *cpu, "--epochs", "2"]),
             ("long", ["--model", "custom-cnn", *cpu, "--epochs", "5000"]),  # only the deadline ends it
+            ("student", ["--model", "custom-cnn", *cpu, "--epochs", "1", "--teacher", "@quick"]),
+            ("broken", ["--model", "no-such-model", *cpu]),
+            ("orphan", ["--model", "custom-cnn", *cpu, "--epochs", "1", "--teacher", "@broken"]),
         ],
     )
     out = tmp_path / "out"
-    gpu_plan.run_plan("test", tmp_path / "gpudata", out, budget_s=25, grace_s=120)
+    gpu_plan.run_plan(
+        "test", tmp_path / "gpudata", out, budget_s=60, grace_s=120
+    )  # quick, then student, end well before it
     summary = json.loads((out / "summary.json").read_text())
     runs = {r["name"]: r for r in summary["runs"]}
     plan_log = (out / "plan.log").read_text()
@@ -73,10 +79,17 @@ def test_a_plan_runs_together_stops_at_the_deadline_and_bundles_the_best(
     assert runs["long"]["finished"] and runs["long"]["stopped_at_deadline"], plan_log
     assert 1 <= runs["long"]["epochs_run"] < 5000
     assert len(runs["quick"]["history"]) == 2
+    # a run that learns from another run of the plan starts once that one is done, on its folder
+    assert runs["student"]["finished"] and not runs["student"]["not_started"], plan_log
+    student_start = plan_log.index("[plan] student at")
+    assert "===== quick" in plan_log and "/quick" in plan_log[student_start:].splitlines()[0]
+    assert not runs["broken"]["finished"]
+    assert runs["orphan"]["not_started"] == "a teacher did not finish", plan_log
     assert sorted(f.name for f in out.iterdir()) == [
         "long.tar.gz",
         "plan.log",
         "quick.tar.gz",
+        "student.tar.gz",
         "summary.json",
     ]
     with tarfile.open(out / "quick.tar.gz") as tar:
@@ -84,6 +97,15 @@ def test_a_plan_runs_together_stops_at_the_deadline_and_bundles_the_best(
         metrics = json.load(tar.extractfile("quick/metrics.json"))
     assert "quick/model.safetensors" in names and "quick/training_state.pt" not in names
     assert "test" not in metrics and metrics["n_test"] is None
+
+
+def test_a_plan_naming_a_teacher_run_it_does_not_have_is_refused_before_anything_starts(
+    gpu_plan, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(gpu_plan.PLANS, "test", [("student", ["--teacher", "@nobody"])])
+    with pytest.raises(SystemExit, match="no run named nobody"):
+        gpu_plan.run_plan("test", tmp_path / "no-data", tmp_path / "out", budget_s=1, grace_s=1)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_default_part_fits_one_device_call_beside_the_work_tree(gpu_plan):
