@@ -231,3 +231,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in _REPORTS:
             terminalreporter.write_line(line)
+
+
+def largest_int8_weight(path: Path) -> int:
+    """The largest magnitude among an ONNX file's int8 weight tensors (zero points left out)."""
+    import onnx
+    from onnx import numpy_helper
+
+    tensors = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+    return max(int(abs(t.astype(int)).max()) for t in tensors if t.dtype == "int8" and t.ndim >= 2)

@@ -276,8 +276,9 @@ def _headline(model, data, val_passes, labelled: dict) -> dict:
 INT8_CALIBRATION_FACES = 1024
 
 
-def _write_int8(model, folder: Path, x_train) -> OnnxClassifier:
-    """`folder`/INT8_FILE: the int8 export of `model`, calibrated on training faces."""
+def int8_calibration_faces(x_train):
+    """The normalized faces (float32, (2N, 1, 48, 48)) an int8 export's activation ranges come
+    from: INT8_CALIBRATION_FACES seeded training faces (uint8) and their mirror images."""
     import torch
 
     from ..preprocess import normalize
@@ -285,7 +286,12 @@ def _write_int8(model, folder: Path, x_train) -> OnnxClassifier:
     g = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(x_train), generator=g)[:INT8_CALIBRATION_FACES]
     faces = normalize(x_train[pick])
-    faces = torch.cat([faces, faces.flip(-1)]).numpy()
+    return torch.cat([faces, faces.flip(-1)]).numpy()
+
+
+def _write_int8(model, folder: Path, x_train) -> OnnxClassifier:
+    """`folder`/INT8_FILE: the int8 export of `model`, calibrated on training faces."""
+    faces = int8_calibration_faces(x_train)
     quantize_int8(OnnxClassifier.from_torch(model).path, folder / INT8_FILE, faces, clip_outliers=True)
     return OnnxClassifier(folder / INT8_FILE)
 
