@@ -311,6 +311,24 @@ def test_predictor_applies_the_temperature_and_flags_uncertain_faces(tiny_checkp
     assert sharp["uncertain"] is (max(sharp["probabilities"].values()) < 0.99)
 
 
+@pytest.mark.slow
+def test_calibrating_with_test_withheld_reports_validation_alone_and_drops_the_stale_test_figures(
+    tiny_checkpoints, tiny_fer, tmp_path, capsys
+):
+    folder = tmp_path / "candidate"
+    shutil.copytree(tiny_checkpoints / "custom-cnn", folder)  # the smaller network: the same code path
+    (folder / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.99}, "n_train": 1}))
+    (folder / "confusion_matrix_test.png").write_bytes(b"an older calibration's plot")
+    assert main([str(folder), "--dataset", str(tiny_fer), "--withhold-test"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert "validation" in metrics and "test" not in metrics and metrics["n_train"] == 1
+    assert "test" not in metrics["calibration"] and "test" not in metrics.get("float32_weights", {})
+    assert not (folder / "confusion_matrix_test.png").exists()
+    assert "test ECE" not in printed and "validation coverage" in printed
+    assert load_model(folder).temperature == pytest.approx(metrics["calibration"]["temperature"])
+
+
 def test_calibration_command_refuses_a_folder_that_is_not_a_model(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no config.json" in capsys.readouterr().err

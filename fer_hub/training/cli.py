@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..errors import FerHubError, NotFoundError
@@ -84,10 +84,19 @@ def calibrate_main(argv: list[str] | None = None) -> int:
         help="try a bias per class, kept where cross-validation on validation says it predicts better "
         "(default); --no-class-bias: the temperature alone, which changes no label",
     )
+    p.add_argument(
+        "--withhold-test",
+        action="store_true",
+        help="fit and measure on validation alone, and remove the folder's test figures (they would describe "
+        "another calibration): for choosing between candidates without a look at test; calibrate the chosen "
+        "one again without it",
+    )
     args = p.parse_args(argv)
     try:
         check_model_folder(args.folder)
         data = load_fer2013(args.dataset, revision=args.revision)
+        if args.withhold_test:
+            data = replace(data, x_test=None, y_test=None)
         calibrate_folder(args.folder, data, class_bias=args.class_bias)
     except FerHubError as e:
         print(f"error: {e}", file=sys.stderr)

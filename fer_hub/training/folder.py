@@ -190,7 +190,9 @@ def _portable(config: dict) -> dict:
 
 def calibrate_folder(folder: str | Path, data, log=print, *, class_bias: bool = True) -> dict:
     """Calibrate the model in `folder` on `data` (a FERData) in place; returns the report.
-    `class_bias=False`: the temperature alone (no bias is tried)."""
+    `class_bias=False`: the temperature alone (no bias is tried). `data` without a test split
+    (`fer-hub calibrate --withhold-test`, for choosing between candidates on validation alone)
+    also removes the folder's test figures and plots: they described another calibration."""
     folder = Path(folder)
     model = load_model(folder)
     # Each split's plain and mirrored logits, once per classifier: every choice, fit and figure
@@ -237,7 +239,10 @@ def calibrate_folder(folder: str | Path, data, log=print, *, class_bias: bool = 
         measured["test"] = metrics_of(*test, data.y_test, **labelled)
     if use_int8:  # what the float weights give with the same calibration: backend="onnx"/"torch"
         measured["float32_weights"] = _headline(model, data, float_val, labelled)
-    _update_metrics(folder, measured)
+    _update_metrics(folder, measured, drop=() if test is not None else ("test",))
+    if test is None:
+        for plot in ("confusion_matrix_test.png", "reliability_test.png"):
+            (folder / plot).unlink(missing_ok=True)
     _plot_confusion_matrices(measured, model.ARCHITECTURE, folder)
     if "test" in report:
         plot_reliability(report["test"], folder / "reliability_test.png")
@@ -304,11 +309,13 @@ def write_calibration(folder: Path, report: dict) -> None:
     _update_metrics(folder, {"calibration": report})
 
 
-def _update_metrics(folder: Path, values: dict) -> None:
-    """Set `values` in `folder`/metrics.json, if the folder has one (a bare model folder has not)."""
+def _update_metrics(folder: Path, values: dict, drop: tuple[str, ...] = ()) -> None:
+    """Set `values` in `folder`/metrics.json and remove the keys in `drop`, if the folder has one
+    (a bare model folder has not)."""
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
-        metrics = {**json.loads(metrics_file.read_text()), **values}
+        kept = {k: v for k, v in json.loads(metrics_file.read_text()).items() if k not in drop}
+        metrics = {**kept, **values}
         metrics_file.write_text(json.dumps(metrics, indent=2))
 
 
