@@ -136,21 +136,30 @@ def _write_model_files(result: RunResult, out: Path) -> None:
     (out / "history.json").write_text(json.dumps(result.history, indent=2))
     (out / "training_args.json").write_text(json.dumps(_portable(asdict(cfg)), indent=2))
     plot_history(result.history, out / "training_curves.png", title=f"{cfg.model} on FER-2013")
-    _plot_confusion_matrices(result.metrics, cfg.model, out)
-    if "test" in result.metrics.get("calibration", {}):
-        plot_reliability(result.metrics["calibration"]["test"], out / "reliability_test.png")
+    _plot_figures(result.metrics, result.metrics.get("calibration", {}), cfg.model, out)
     build_model_card(result.metrics, _portable(asdict(cfg)), type(result.model)).save(out / "README.md")
 
 
-def _plot_confusion_matrices(metrics: dict, architecture: str, out: Path) -> None:
+def _plot_figures(measured: dict, calibration: dict, architecture: str, out: Path) -> None:
+    """The confusion matrix of each split in `measured` and the test reliability diagram of
+    `calibration`; the figure of a split not measured now is removed, as it would show another
+    calibration's (`fer-hub calibrate --withhold-test`)."""
     for split in ("validation", "test"):
-        if split in metrics:
+        path = out / f"confusion_matrix_{split}.png"
+        if split in measured:
             plot_confusion_matrix(
-                metrics[split]["confusion_matrix"],
+                measured[split]["confusion_matrix"],
                 EMOTIONS,
-                out / f"confusion_matrix_{split}.png",
+                path,
                 title=f"{architecture} on FER-2013: {split}",
             )
+        else:
+            path.unlink(missing_ok=True)
+    reliability = out / "reliability_test.png"
+    if "test" in calibration:
+        plot_reliability(calibration["test"], reliability)
+    else:
+        reliability.unlink(missing_ok=True)
 
 
 def _replace_folder(out: Path, staged: Path) -> None:
@@ -240,12 +249,7 @@ def calibrate_folder(folder: str | Path, data, log=print, *, class_bias: bool = 
     if use_int8:  # what the float weights give with the same calibration: backend="onnx"/"torch"
         measured["float32_weights"] = _headline(model, data, float_val, labelled)
     _update_metrics(folder, measured, drop=() if test is not None else ("test",))
-    if test is None:
-        for plot in ("confusion_matrix_test.png", "reliability_test.png"):
-            (folder / plot).unlink(missing_ok=True)
-    _plot_confusion_matrices(measured, model.ARCHITECTURE, folder)
-    if "test" in report:
-        plot_reliability(report["test"], folder / "reliability_test.png")
+    _plot_figures(measured, report, model.ARCHITECTURE, folder)
     if (folder / "metrics.json").is_file() and (folder / "training_args.json").is_file():
         refresh_model_card(folder)  # a bare model folder has no card to refresh
     t = report["test"] if "test" in report else {}
