@@ -53,3 +53,29 @@ def test_paired_comparison_counts_the_faces_that_split_two_models_and_gives_mcne
     a[:10], b[:] = True, False
     assert paired_comparison(a, b)[2] == pytest.approx(2 / 2**10)  # 10 against 0: p = 2 * 0.5**10
     assert paired_comparison(b, b) == (0, 0, 1.0)  # identical answers: no evidence either way
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_predicting_gives_the_models_own_logits_and_leaves_its_layout_trainable_as_it_was(channels_last):
+    from fer_hub.models import CnnModel2
+    from fer_hub.preprocess import normalize
+    from fer_hub.training.evaluate import predict_logits
+
+    torch.manual_seed(0)
+    model = CnnModel2().train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    deep = [p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1]  # layout is visible
+    x = torch.randint(0, 256, (20, 1, 48, 48), dtype=torch.uint8)
+    logits = predict_logits(model, x, batch_size=8)
+    assert model.training  # back in the mode it came in
+    with torch.no_grad():
+        expected = model.eval()(normalize(x))
+    assert torch.allclose(logits, expected, atol=1e-4)
+    assert all(p.is_contiguous() is not channels_last for p in deep)
+    # its weights are still ordinary tensors, not inference ones: a training step updates them
+    before = deep[0].detach().clone()
+    optimizer = torch.optim.SGD(model.train().parameters(), lr=0.1)
+    model(normalize(x)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, deep[0].detach())
