@@ -267,6 +267,7 @@ def test_a_local_folder_with_a_corrupt_parquet_file_names_the_folder_not_another
     assert "../shared/fer2013" not in message
 
 
+@pytest.mark.slow
 def test_full_fer2013_from_shared_folder(shared_fer):
     data = load_fer2013(str(shared_fer), log=lambda *_: None)
     assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (28709, 3589, 3589)

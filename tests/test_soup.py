@@ -131,6 +131,7 @@ def test_greedy_soup_refuses_mixed_architectures_and_a_folder_named_twice(tiny_f
         greedy_soup([], data, log=quiet)
 
 
+@pytest.mark.slow
 def test_a_soup_of_one_folder_is_its_model_with_batchnorm_statistics_re_estimated(tiny_fer, tmp_path):
     data = load_fer2013(str(tiny_fer), log=quiet)
     model = trained_custom_cnn(data)

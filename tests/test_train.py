@@ -351,6 +351,7 @@ def test_bf16_flag_forces_autocast_either_way_and_defaults_to_where_it_pays(flag
     assert cfg.bf16 is expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bf16", [True, False])
 def test_bf16_training_ships_float32_weights_and_records_the_choice(bf16, tiny_fer, tmp_path):
     result = train(quick(tiny_fer, tmp_path, model="custom-cnn", limit=100, bf16=bf16), log=lambda *_: None)
@@ -492,6 +493,7 @@ def test_the_logit_adjusted_loss_is_minimised_by_balanced_logits_where_plain_los
         assert torch.isclose(mixed, loop_mod.label_loss(logits, target, cfg, prior.log()))
 
 
+@pytest.mark.slow
 def test_mixup_trains_with_finite_losses_and_is_on_the_card(tiny_fer, tmp_path):
     result = train(quick(tiny_fer, tmp_path, epochs=1, mixup=0.4, degrade=0.5), log=lambda *_: None)
     assert all(h["train_loss"] == h["train_loss"] for h in result.history)
