@@ -13,7 +13,6 @@ weights; the CPU's flags are printed with the figures. Validation only.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -23,22 +22,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fer_hub.hardware import describe_cpu  # noqa: E402
 from fer_hub.labels import EMOTIONS  # noqa: E402
 from fer_hub.models import load_model  # noqa: E402
 from fer_hub.onnx_model import INT8_FILE, OnnxClassifier, quantize_int8  # noqa: E402
 from fer_hub.training.data import load_fer2013  # noqa: E402
 from fer_hub.training.evaluate import logit_passes, scored  # noqa: E402
 from fer_hub.training.folder import int8_calibration_faces  # noqa: E402
-
-
-def cpu_flags() -> str:
-    """The x86 vector extensions that decide how int8 products are summed, as Linux lists them."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return ", ".join(f for f in wanted if f in words) or "none of " + ", ".join(wanted)
 
 
 def main() -> None:
@@ -73,9 +63,7 @@ def main() -> None:
     def accuracy(lg: torch.Tensor) -> float:
         return 100 * float((lg.argmax(-1) == data.y_val).float().mean())
 
-    print(
-        f"{platform.processor() or platform.machine()}; CPU flags: {cpu_flags()}; torch {torch.__version__}"
-    )
+    print(f"{describe_cpu()}; torch {torch.__version__}")
     print(
         f"{args.folder}, FER-2013 validation ({len(data.y_val):,} faces), {'flip TTA' if tta else 'plain'}, no class bias"
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "space"))  # views.py: the Space's budgets
+
+from fer_hub.hardware import describe_cpu  # noqa: E402
 
 
 def write_clip(path: Path, size: tuple[int, int], frames: int, container: str | None = None) -> Path:
@@ -225,9 +226,8 @@ def main() -> None:
         server.terminate()
         server.wait(30)
 
-    cpu = platform.processor() or platform.machine()
     print(
-        f"\nThe Space under load ({os.cpu_count()} CPU cores, {cpu}; concurrency {CONCURRENCY}, "
+        f"\nThe Space under load ({describe_cpu()}; concurrency {CONCURRENCY}, "
         f"frame cap {MAX_ANALYSED_FRAMES}, {MAX_VIDEO_SECONDS:.0f} s a clip):\n"
     )
     print(

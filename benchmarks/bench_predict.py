@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import torch
 from bench_video import model_folder  # shipped, else randomly initialised
 from PIL import Image
 
+from fer_hub.hardware import describe_cpu
 from fer_hub.models import SHIPPED_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +40,6 @@ def photo_640x480() -> Image.Image:
     canvas = Image.new("RGB", (640, 480), (128, 128, 128))
     canvas.paste(Image.fromarray(data.astronaut()).resize((480, 480)), (80, 0))
     return canvas
-
-
-def cpu_name() -> str:
-    """The processor's model name (the VM behind "2 cores" is not always the same one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def bench_photo(folders: dict[str, Path], model: str, repeats: int, tta: bool | None) -> None:
@@ -212,10 +201,7 @@ def main() -> None:
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    print(
-        f"{cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), CPU only"
-    )
+    print(f"{describe_cpu()}; torch {torch.__version__} ({torch.get_num_threads()} threads), CPU only")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FER_HUB_CACHE"] = str(Path(tmp) / "cache")  # the user's cache stays untouched
         folders = {name: model_folder(name, Path(tmp)) for name in SHIPPED_MODELS}

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import io
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_video import head_patch  # noqa: E402
+
+from fer_hub.hardware import describe_cpu  # noqa: E402
 
 
 def make_photos(folder: Path, n: int) -> list[Path]:
@@ -87,9 +88,7 @@ def segment_sweep(args, choices: list[float]) -> None:
     frames = int(args.seconds * 25)
     quietly(distributed.connect, num_cpus=2)
     distributed.video_rows(clip, model=args.model, segment_seconds=args.seconds)  # warm: workers, ONNX cache
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; one {args.seconds:.0f} s clip, Ray, 2 workers"
-    )
+    print(f"{describe_cpu()}; one {args.seconds:.0f} s clip, Ray, 2 workers")
     print("\n| --segment-seconds | segments | video frames/s |\n|---|---|---|")
     for seconds in choices:
         from fer_hub.video import keyframe_segments
@@ -125,7 +124,7 @@ def main() -> None:
     clips = [make_clip(tmp / f"clip{i}.mp4", args.seconds) for i in range(args.clips)]
     frames = int(args.seconds * 25) * len(clips)
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {len(photos)} photos "
+        f"{describe_cpu()}; {len(photos)} photos "
         f"640x480, {len(clips)} clips x {args.seconds:.0f} s at 25 fps ({frames} frames); "
         f"model {Path(args.model).name}"
     )

@@ -17,7 +17,6 @@ continues a killed run and ends with the weights an unbroken run would have.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import InputError, RunError
+from ..hardware import cpu_name
 from ..labels import EMOTIONS
 from ..models import MODELS
 from ..preprocess import normalize
@@ -87,15 +87,7 @@ def device_description(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type != "cpu":
         return device.type
-    name = platform.processor() or platform.machine()
-    try:  # Linux: the marketing name is only in /proc/cpuinfo
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 # ---------------------------------------------------------------------------------------------
