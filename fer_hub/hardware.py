@@ -8,7 +8,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["CPU_FEATURES", "cpu_name", "cpu_features", "describe_cpu"]
+__all__ = ["CPU_FEATURES", "cpu_name", "cpu_features", "cpu_features_text", "describe_cpu"]
 
 # The x86 extensions that change what this project's kernels run: AVX2 is the floor of the
 # int8 and float paths, AVX-512 doubles their width, VNNI sums int8 products without the
@@ -37,8 +37,12 @@ def cpu_features() -> tuple[str, ...] | None:
     return tuple(f for f in CPU_FEATURES if f in words) if words else None
 
 
+def cpu_features_text() -> str:
+    """`cpu_features` for a reader: "avx2, avx512f", "no AVX2" or "extensions unknown"."""
+    features = cpu_features()
+    return "extensions unknown" if features is None else ", ".join(features) or "no AVX2"
+
+
 def describe_cpu() -> str:
     """One line for a benchmark's header: name, CPU count and vector extensions."""
-    features = cpu_features()
-    listed = "extensions unknown" if features is None else ", ".join(features) or "no AVX2"
-    return f"{cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs; {listed}"
+    return f"{cpu_name()} ({platform.machine()}), {os.cpu_count()} CPUs; {cpu_features_text()}"

@@ -21,6 +21,17 @@ def test_the_cpu_is_named_with_the_vector_extensions_that_decide_its_speed(monke
     assert hw.describe_cpu().endswith("; avx2, avx512f, avx512_vnni")
 
 
+def test_a_training_run_records_the_cpu_with_its_extensions(monkeypatch):
+    import torch
+
+    from fer_hub.training.loop import device_description
+
+    monkeypatch.setattr(hw, "_cpuinfo", lambda: XEON)
+    assert device_description(torch.device("cpu")) == (
+        f"Intel(R) Xeon(R) Processor ({torch.get_num_threads()} threads; avx2, avx512f, avx512_vnni)"
+    )
+
+
 def test_a_cpu_without_avx2_and_an_os_that_does_not_say_are_told_apart(monkeypatch):
     monkeypatch.setattr(
         hw, "_cpuinfo", lambda: XEON.replace(" avx2", "").replace(" avx512f", "").replace(" avx512_vnni", "")

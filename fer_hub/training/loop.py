@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import InputError, RunError
-from ..hardware import cpu_name
+from ..hardware import cpu_features_text, cpu_name
 from ..labels import EMOTIONS
 from ..models import MODELS
 from ..preprocess import normalize
@@ -87,7 +87,8 @@ def device_description(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type != "cpu":
         return device.type
-    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
+    # the extensions decide the speed a card's training time was reached at (and whether bf16 paid)
+    return f"{cpu_name()} ({torch.get_num_threads()} threads; {cpu_features_text()})"
 
 
 # ---------------------------------------------------------------------------------------------
