@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench_live_browser import write_camera_clip  # noqa: E402
-from bench_predict import cpu_name  # noqa: E402
+
+from fer_hub.hardware import describe_cpu  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -120,7 +121,7 @@ def main() -> None:
         clip = write_camera_clip(Path(tmp) / "camera.y4m")
         server, url = serve(bundle, args.isolated)
         print(
-            f"{cpu_name()}, headless Chromium, fake 640x480 camera at 30 fps, one face in view, "
+            f"{describe_cpu()}; headless Chromium, fake 640x480 camera at 30 fps, one face in view, "
             + ("cross-origin isolated (COOP/COEP headers)" if args.isolated else "a plain static server")
         )
         try:
