@@ -36,6 +36,8 @@ def main() -> None:
     args = p.parse_args()
     if args.phase:
         return phase(args.dataset)
+    from fer_hub.hardware import describe_cpu
+
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
@@ -44,7 +46,7 @@ def main() -> None:
             "HF_HUB_OFFLINE": "1",
             "TQDM_DISABLE": "1",
         }
-        print(f"dataset {args.dataset}; {os.cpu_count()} CPUs; caches in a fresh temp dir", flush=True)
+        print(f"{describe_cpu()}; dataset {args.dataset}; caches in a fresh temp dir", flush=True)
         for name in ("first load (decode, cold caches)", "second load (cached)"):
             t0 = time.perf_counter()
             out = subprocess.run(

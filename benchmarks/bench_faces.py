@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from fer_hub.hardware import describe_cpu
 from fer_hub.tracking import iou
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -423,6 +424,7 @@ def main() -> None:
     p.add_argument("--big-only", action="store_true", help="only the big photos (no FER-2013 needed)")
     args = p.parse_args()
     torch.set_num_threads(2)
+    print(f"{describe_cpu()}; torch {torch.__version__} ({torch.get_num_threads()} threads)")
     if args.big_only:
         big_photos()
         return

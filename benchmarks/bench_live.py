@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import io
 import os
-import platform
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +70,7 @@ def viewer(app, model: str, stream: list[np.ndarray]) -> tuple[list[float], int]
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from fer_hub.hardware import describe_cpu
     from fer_hub.models import SHIPPED_MODELS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,7 +80,7 @@ def main() -> None:
         app = load_app(str(model_folder(name, Path(tmp))))
         model = app.MODEL_CHOICES[0]
         print(
-            f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; live handler of "
+            f"{describe_cpu()}; torch {torch.__version__}; live handler of "
             f"space/app.py with {model} ({app.PREDICTORS[model].backend} classifier), "
             f"640x480 frames, JPEG out"
         )

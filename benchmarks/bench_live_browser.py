@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import socket
 import sys
@@ -255,6 +254,8 @@ def serve(stream_every: float | None = None):
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from fer_hub.hardware import describe_cpu
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stream-every", type=float, nargs="*", default=[None],
                    help="live tab settings to compare (default: the Space's own)")  # fmt: skip
@@ -267,7 +268,7 @@ def main() -> None:
         raise SystemExit("needs Debian's chromium (apt-get install chromium) and the playwright package")
     with tempfile.TemporaryDirectory() as tmp:
         print(
-            f"{platform.machine()}, {os.cpu_count()} CPUs; headless chromium with a 640x480 {FPS} fps fake "
+            f"{describe_cpu()}; headless chromium with a 640x480 {FPS} fps fake "
             f"camera, server and browser on this machine; {args.seconds:.0f} s per measurement"
         )
         print(f"{'stream_every':>12s} {'viewers':>7s} {'updates/s p50 (each viewer)':>28s} "

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -105,6 +104,7 @@ def scores(predictor, images: list[Image.Image], y: torch.Tensor) -> dict:
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from fer_hub.hardware import describe_cpu
     from fer_hub.predict import Predictor
     from fer_hub.training.data import load_fer2013
 
@@ -122,7 +122,7 @@ def main() -> None:
     predictors = {n: Predictor.from_pretrained(m) for n, m in zip(names, args.models)}
     print(
         f"FER-2013-C from the {args.split} split ({len(faces):,} faces x {len(conditions())} conditions); "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; Predictor.score defaults"
+        f"{describe_cpu()}; torch {torch.__version__}; Predictor.score defaults"
     )
     print("per model: accuracy, macro-F1, the class with the lowest recall and that recall, share called")
     print('"neutral", share certain (not marked uncertain), accuracy of the certain faces')

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -68,6 +67,7 @@ def mean(rows: dict, keys: list, i: int) -> float:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fer_hub import Predictor
+    from fer_hub.hardware import describe_cpu
     from fer_hub.labels import EMOTIONS
     from fer_hub.quality import outside
     from fer_hub.scaling import bias_vector, calibrated_probabilities
@@ -81,8 +81,8 @@ def main() -> None:
     data = load_fer2013(args.dataset, log=lambda *_: None)
     faces, y = data.x_val[:, 0].numpy(), data.y_val
     print(
-        f"FER-2013-C from the validation split ({len(faces):,} faces); {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}"
+        f"FER-2013-C from the validation split ({len(faces):,} faces); {describe_cpu()}; "
+        f"torch {torch.__version__}"
     )
     print("per rule: share certain / accuracy of the certain faces")
     for folder in args.models:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +72,7 @@ def make_clip(path: Path, faces: int, frames: int = 150, fps: int = 25) -> Path:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from fer_hub import Predictor
+    from fer_hub.hardware import describe_cpu
     from fer_hub.models import SHIPPED_MODELS
     from fer_hub.video import analyze_video, probe
 
@@ -81,9 +81,7 @@ def main() -> None:
     name = p.parse_args().model
     with tempfile.TemporaryDirectory() as tmp:
         predictor = Predictor.from_pretrained(model_folder(name, Path(tmp)))
-        print(
-            f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), {name}"
-        )
+        print(f"{describe_cpu()}; torch {torch.__version__} ({torch.get_num_threads()} threads), {name}")
         for faces in (1, 2, 4):
             clip = make_clip(Path(tmp) / f"{faces}.mp4", faces)
             info = probe(clip)

@@ -41,3 +41,20 @@ def test_a_cpu_without_avx2_and_an_os_that_does_not_say_are_told_apart(monkeypat
     monkeypatch.setattr(hw.platform, "processor", lambda: "arm")
     assert hw.cpu_features() is None and hw.cpu_name() == "arm"
     assert hw.describe_cpu().endswith("; extensions unknown")
+
+
+def test_every_timing_benchmark_names_the_cpu_it_ran_on():
+    # README's Speed table has one column per kind of CPU; a figure is only placeable if its
+    # benchmark printed the CPU. The two exempt scripts print accuracies, not times.
+    from pathlib import Path
+
+    accuracy_only = {"bench_ood.py", "fer_framing.py"}
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    silent = [
+        p.name
+        for p in sorted(benchmarks.glob("*.py"))
+        if p.name not in accuracy_only
+        and "describe_cpu()" not in (text := p.read_text())
+        and "device_description(" not in text
+    ]
+    assert not silent, f"print fer_hub.hardware.describe_cpu() in the header of {silent}"
