@@ -1,6 +1,7 @@
 """Training speed and accuracy: recipes x models side by side, and what is fastest on a CPU.
 
     python benchmarks/bench_train.py --speed                                     # CPU settings sweep
+    python benchmarks/bench_train.py --speed --rounds 3                          # ... three times, medians
     python benchmarks/bench_train.py --dataset ../shared/fer2013                 # full runs (GPU)
     python benchmarks/bench_train.py --dataset ../shared/fer2013 --epochs 1 --limit 2000   # CPU smoke
 
@@ -19,6 +20,7 @@ accuracy is read once, after selection on validation, exactly as train_hub.py do
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -85,19 +87,28 @@ def speed(args) -> None:
     print(
         f"{'model':11s} {'batch':>5s} {'layout':>14s} {'threads':>7s} {'compile':>7s} {'bf16':>5s} {'img/s':>7s} {'warm-up s':>9s}"
     )
-    for model in args.models:
-        for batch, cl, threads, comp, bf16 in SPEED_GRID:
-            if bf16 and not bf16_pays_off(device):
-                continue  # emulated bf16: slower than float32, and not what training would use
-            torch.set_num_threads(threads or default_threads)
-            ips, warm = step_speed(model, batch, cl, comp, bf16, device, args.images)
-            layout = "channels_last" if cl else "contiguous"
-            print(
-                f"{model:11s} {batch:5d} {layout:>14s} {threads or default_threads:7d} "
-                f"{'yes' if comp else 'no':>7s} {'yes' if bf16 else 'no':>5s} {ips:7.0f} {warm:9.1f}",
-                flush=True,
-            )
-        torch.set_num_threads(default_threads)
+    seen: dict[str, list[float]] = {}
+    # Rounds interleave the settings (A B ... A B ...): a shared VM's speed drifts by tens of
+    # percent over minutes, which one pass per setting cannot tell from a real difference.
+    for _ in range(args.rounds):
+        for model in args.models:
+            for batch, cl, threads, comp, bf16 in SPEED_GRID:
+                if bf16 and not bf16_pays_off(device):
+                    continue  # emulated bf16: slower than float32, and not what training would use
+                torch.set_num_threads(threads or default_threads)
+                ips, warm = step_speed(model, batch, cl, comp, bf16, device, args.images)
+                layout = "channels_last" if cl else "contiguous"
+                setting = (
+                    f"{model:11s} {batch:5d} {layout:>14s} {threads or default_threads:7d} "
+                    f"{'yes' if comp else 'no':>7s} {'yes' if bf16 else 'no':>5s}"
+                )
+                seen.setdefault(setting, []).append(ips)
+                print(f"{setting} {ips:7.0f} {warm:9.1f}", flush=True)
+            torch.set_num_threads(default_threads)
+    if args.rounds > 1:
+        print(f"\nmedian of {args.rounds} rounds (min-max)")
+        for setting, ips in seen.items():
+            print(f"{setting} {statistics.median(ips):7.0f} ({min(ips):.0f}-{max(ips):.0f})")
 
 
 def recipes(args) -> None:
@@ -155,6 +166,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--speed", action="store_true", help="time the training step over CPU settings")
     p.add_argument("--images", type=int, default=1536, help="--speed: images timed per setting")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="--speed: passes over the settings, then each one's median"
+    )
     p.add_argument("--dataset", default="../shared/fer2013")
     p.add_argument("--models", nargs="+", default=["custom-cnn", "cnn-model2"])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES))
