@@ -1,11 +1,15 @@
 """Print the results tables of README.md and MODEL_CARD.md from the shipped metrics.json files.
 
 python scripts/results_table.py            # markdown, for pasting
+python scripts/results_table.py --spread runs/cnn-model2-seed0 space/checkpoints/cnn-model2 runs/cnn-model2-seed2
+                                            # one recipe's runs (seeds): each, then mean, SD and range
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +33,51 @@ def how_made(m: dict) -> str:
     return f"{m['epochs_run']} ({m['best_epoch']}) | {m['train_seconds'] / 3600:.2f} h"
 
 
+def default_scoring(m: dict) -> str:
+    """The metrics.json key of the accuracy the Predictor gives by default (its calibration's
+    choice of flip TTA; a folder never calibrated is scored plain)."""
+    return "accuracy_tta" if m.get("calibration", {}).get("tta") else "accuracy"
+
+
+SPREAD_COLUMNS = (  # (heading, split, value of that split's metrics)
+    ("validation, plain", "validation", lambda s, m: s["accuracy"]),
+    ("validation, default", "validation", lambda s, m: s[default_scoring(m)]),
+    ("test, plain", "test", lambda s, m: s["accuracy"]),
+    ("test, default", "test", lambda s, m: s[default_scoring(m)]),
+)
+
+
+def spread(folders: list[str]) -> None:
+    """One row per run of a recipe (seeds), then the mean, the sample standard deviation and
+    the range of each accuracy: how far apart two runs of the same recipe land by chance."""
+    runs = {f: json.loads((Path(f) / "metrics.json").read_text()) for f in folders}
+    cells = {
+        f: [fn(m[split], m) if split in m else None for _, split, fn in SPREAD_COLUMNS]
+        for f, m in runs.items()
+    }
+    print("| run | " + " | ".join(h for h, _, _ in SPREAD_COLUMNS) + " |")
+    print("|---|" + "---|" * len(SPREAD_COLUMNS))
+    for f, values in cells.items():
+        print(f"| {f} | " + " | ".join("-" if v is None else pct(v) for v in values) + " |")
+    for name, stat in (
+        ("mean", statistics.mean),
+        ("SD (points)", lambda v: statistics.stdev(v) if len(v) > 1 else None),
+        ("range (points)", lambda v: max(v) - min(v)),
+    ):
+        row = []
+        for i in range(len(SPREAD_COLUMNS)):
+            values = [c[i] for c in cells.values() if c[i] is not None]
+            value = stat(values) if values else None
+            row.append("-" if value is None else f"{100 * value:.2f}" + ("%" if name == "mean" else ""))
+        print(f"| {name}, {len(cells)} runs | " + " | ".join(row) + " |")
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spread", nargs="+", metavar="FOLDER", help="runs of one recipe: their spread instead")
+    args = ap.parse_args()
+    if args.spread:
+        return spread(args.spread)
     shipped = {n: ROOT / "space" / "checkpoints" / n / "metrics.json" for n in NAMES}
     rows = {n: json.loads(p.read_text()) for n, p in shipped.items() if p.is_file()}
     print(

@@ -69,3 +69,32 @@ def test_the_ensemble_script_distils_from_the_shipped_model_and_seeds_it_trains_
         assert set(student.teacher) <= {"space/checkpoints/cnn-model2", *before}
         assert "space/checkpoints/cnn-model2" in student.teacher and len(student.teacher) >= 2
         assert student.seed not in {c.seed for c in configs if c is not student}
+
+
+def test_the_spread_of_a_recipes_runs_is_their_mean_sd_and_range_by_default_scoring(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "scripts" / "results_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    runs = []
+    # seed "a" scores with flip TTA by default, seed "b" plain (its calibration chose so); "b" lacks test
+    for name, tta, val, test in (("a", True, (0.60, 0.70), (0.61, 0.71)), ("b", False, (0.64, 0.66), None)):
+        m = {"calibration": {"tta": tta}, "validation": {"accuracy": val[0], "accuracy_tta": val[1]}}
+        if test:
+            m["test"] = {"accuracy": test[0], "accuracy_tta": test[1]}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(m))
+        runs.append(str(tmp_path / name))
+    table.spread(runs)
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:]
+        for line in capsys.readouterr().out.splitlines()
+    }
+    assert rows[runs[0]][:4] == ["60.00%", "70.00%", "61.00%", "71.00% |"]
+    assert rows[runs[1]][1] == "64.00%" and rows[runs[1]][3] == "- |"  # b's default is its plain pass
+    assert rows["mean, 2 runs"][:2] == ["62.00%", "67.00%"]
+    assert rows["SD (points), 2 runs"][1] == "4.24"  # sample SD of 70 and 64
+    assert rows["range (points), 2 runs"][1] == "6.00"
+    assert rows["mean, 2 runs"][3] == "71.00% |"  # test: the one run that has it
+    assert rows["SD (points), 2 runs"][3] == "- |"
